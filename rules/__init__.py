@@ -1,0 +1,1 @@
+"""txaudit's rule engine and rules: pure code, no network, no GitHub."""
