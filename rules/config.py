@@ -105,9 +105,7 @@ class Config:
 
     def severity_for(self, rule_id: str, default: Severity, path: str | None = None) -> Severity:
         """The effective severity of `rule_id` for `path` (overrides apply in order, last wins)."""
-        chosen = self.rules.get(rule_id, default) if rule_id in self.rules else default
-        if chosen is None:
-            chosen = default
+        chosen = self.rules.get(rule_id) or default
         if path is not None:
             for override in self.overrides:
                 if rule_id in override.rules and override.spec.match_file(path):
@@ -122,7 +120,7 @@ _SPEC_CACHE: dict[tuple[str, ...], pathspec.PathSpec] = {}
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
     spec = _SPEC_CACHE.get(patterns)
     if spec is None:
-        spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+        spec = pathspec.PathSpec.from_lines("gitignore", patterns)
         _SPEC_CACHE[patterns] = spec
     return spec
 
@@ -256,7 +254,7 @@ def _str_list(value: Any, key: str, source: str, *, allow_empty: bool = True) ->
 def _globs(value: Any, key: str, source: str) -> tuple[str, ...]:
     items = _str_list(value, key, source)
     try:
-        pathspec.PathSpec.from_lines("gitwildmatch", items)
+        pathspec.PathSpec.from_lines("gitignore", items)
     except Exception as exc:  # pathspec raises several types for bad patterns
         raise ConfigError(f"{source}: {key} has an invalid glob: {exc}") from None
     return items
@@ -315,9 +313,7 @@ def _overrides(value: Any, source: str) -> tuple[Override, ...]:
             raise ConfigError(f"{source}: {key} needs both 'paths' and 'rules'")
         paths = _globs(entry["paths"], f"{key}.paths", source)
         rules = _rule_map(entry["rules"], f"{key}.rules", source)
-        result.append(
-            Override(paths=paths, rules=rules, spec=pathspec.PathSpec.from_lines("gitwildmatch", paths))
-        )
+        result.append(Override(paths=paths, rules=rules, spec=_spec(paths)))
     return tuple(result)
 
 
