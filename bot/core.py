@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bot.patch import PatchLines
 from rules.config import Config
-from rules.guides import guide_anchor, guide_link
+from rules.guides import RULE_GUIDE, guide_link
 from rules.model import KNOWN_RULE_IDS, FileResult, Finding, Severity, Suppression
 
 # --- GitHub limits (GITHUB.md s.4, s.5) ------------------------------------------------
@@ -35,6 +35,8 @@ COMMENT_BODY_MAX = 60000
 
 #: More findings of one rule in one file than this become one grouped comment.
 GROUP_THRESHOLD = 5
+#: Room kept for `AuditContext.notes` at the end of the summary.
+NOTES_MAX = 8000
 #: How many not-posted findings the review body lists by name.
 REVIEW_BODY_LIST_MAX = 20
 
@@ -345,9 +347,13 @@ class _Link:
 def _rule_link(rule_id: str, config: Config, ctx: AuditContext) -> _Link:
     blob_base = f"{ctx.html_url.rstrip('/')}/blob/{ctx.base_sha}"
     url = guide_link(rule_id, config, blob_base=blob_base)
-    if url is not None:
-        anchor = guide_anchor(rule_id, config)
-        label = f"{anchor[0]} guide" if anchor else "guide"
+    entry = RULE_GUIDE.get(rule_id)
+    if url is not None and entry is not None:
+        guide_name, heading = entry
+        guide = config.guides.get(guide_name)
+        if guide is not None:
+            heading = guide.sections.get(rule_id, heading)
+        label = _inline(f"{guide_name} guide: {heading}").replace("[", "\\[").replace("]", "\\]")
         return _Link(url, f"[{label}]({url})", f"Guide: {url}")
     explain = f"txaudit explain {rule_id}"
     if ctx.rules_url:
@@ -442,7 +448,7 @@ def build_outcome(
             conclusion="success",
             title=NO_PYTHON_TITLE,
             summary=_truncate_markdown(
-                "txaudit found no changed Python files that the configuration includes."
+                "txaudit found no changed Python files that the configuration includes.\n"
                 + _notes_section(ctx.notes)
             ),
             text="",
@@ -485,12 +491,15 @@ def build_outcome(
         _review_body(review_comments, comments, overflow, counts, ctx) if review_comments else None
     )
 
+    # The notes go last but must survive truncation of a long summary.
+    notes = _notes_section(ctx.notes)
     summary = _summary(ordered, views, config, ctx, mode, link, title)
+    summary = _truncate_markdown(summary, OUTPUT_MAX - len(notes.encode())) + notes
     text = _text(views)
     return Outcome(
         conclusion=conclusion,
         title=title,
-        summary=_truncate_markdown(summary),
+        summary=summary,
         text=_truncate_markdown(text),
         annotations=annotations,
         comments=review_comments,
@@ -771,7 +780,6 @@ def _summary(
             out.append(f"- {_code(f'{path}:{sup.line}')} {ids}: {reason_text}{tail}")
         out.append("")
 
-    out.append(_notes_section(ctx.notes).strip("\n"))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -793,7 +801,8 @@ def _added_suppressions(
 def _notes_section(notes: Sequence[str]) -> str:
     if not notes:
         return ""
-    return "\n\n### Notes\n\n" + "\n".join(f"- {_inline(n)}" for n in notes) + "\n"
+    section = "\n### Notes\n\n" + "\n".join(f"- {_inline(n)}" for n in notes) + "\n"
+    return _clip_bytes(section, NOTES_MAX)
 
 
 def _text(views: Sequence[_FileView]) -> str:
@@ -844,10 +853,10 @@ def config_error_outcome(message: str) -> Outcome:
     file, key = _config_key(message)
     where = file if file else "the txaudit configuration"
     if key:
-        todo = f"To fix it: fix key {_code(key)} in {where} (read from the base commit)."
+        todo = f"**To do:** fix key {_code(key)} in {where} (read from the base commit)."
         title = f"Invalid configuration: {key}"
     else:
-        todo = f"To fix it: fix {where} (read from the base commit)."
+        todo = f"**To do:** fix {where} (read from the base commit)."
         title = "Invalid configuration"
     summary = (
         "## txaudit: invalid configuration\n\n"

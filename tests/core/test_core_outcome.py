@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ def audited(
     return AuditedFile(path=path, status=status, patch=patch, result=result)
 
 
-def run(files: list[AuditedFile], config: Config | None = None, **ctx: object) -> Outcome:
+def run(files: list[AuditedFile], config: Config | None = None, **ctx: Any) -> Outcome:
     return build_outcome(files, config or Config(), replace(CTX, **ctx), rule_lookup=lookup)
 
 
@@ -436,9 +437,10 @@ def test_guide_links_point_at_the_base_commit_with_heading_anchors() -> None:
         f"{HTML_URL}/blob/{BASE}/Docs/01-ABSOLUTE_ORM_REQUIREMENT.md"
         "#code-smells---watch-for-these-warning-signs"
     )
-    assert f"[orm guide]({orm})" in out.summary
+    assert f"[orm guide: Code Smells - Watch For These Warning Signs]({orm})" in out.summary
     tx = "https://wiki.example.com/tx#background-task-transaction-pattern-correct--critical"
-    assert f"[transaction guide]({tx})" in out.summary
+    label = "transaction guide: Background Task Transaction Pattern (CORRECT & CRITICAL)"
+    assert f"[{label}]({tx})" in out.summary
     assert "`txaudit explain TXA00`" in out.summary  # no guide and no rules_url
     by_line = {a.start_line: a for a in out.annotations}
     assert by_line[1].message.endswith(f"Guide: {orm}")
@@ -450,7 +452,9 @@ def test_section_override_changes_the_anchor() -> None:
         guides={"transaction": Guide(path="g.md", sections={"TX001": "One session per task"})}
     )
     out = run([audited([finding(1)], lines({1}))], config)
-    assert f"{HTML_URL}/blob/{BASE}/g.md#one-session-per-task" in out.summary
+    url = f"{HTML_URL}/blob/{BASE}/g.md#one-session-per-task"
+    link = f"[transaction guide: One session per task]({url})"
+    assert link in out.summary
 
 
 def test_summary_and_text_are_truncated_with_a_note() -> None:
@@ -459,7 +463,8 @@ def test_summary_and_text_are_truncated_with_a_note() -> None:
     files = [audited(findings, lines(set(range(1, 400))))]
     many_sups = tuple(Suppression(n, ("TX004",), "x" * 500, True) for n in range(1, 400))
     files.append(audited([], lines(set(range(1, 400))), path="z.py", suppressions=many_sups))
-    out = run(files, Config(comments_max=0))
+    out = run(files, Config(comments_max=0), notes=("TX007 module limit reached",))
+    assert out.summary.endswith("- TX007 module limit reached\n")
     for text in (out.summary, out.text):
         assert len(text) <= 65535 and len(text.encode()) <= 65535
         assert "**Truncated:**" in text
