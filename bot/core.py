@@ -37,6 +37,8 @@ COMMENT_BODY_MAX = 60000
 GROUP_THRESHOLD = 5
 #: Room kept for `AuditContext.notes` at the end of the summary.
 NOTES_MAX = 8000
+#: How many other lines a grouped comment lists.
+GROUP_LIST_MAX = 200
 #: How many not-posted findings the review body lists by name.
 REVIEW_BODY_LIST_MAX = 20
 
@@ -229,6 +231,20 @@ def fingerprint(finding: Finding, occurrence: int) -> str:
     return digest[:_FP_LEN]
 
 
+def fingerprint_all(findings: Iterable[Finding]) -> tuple[str, ...]:
+    """The fingerprint of each finding, in the given order, with occurrences counted the
+    way `build_outcome` counts them (per file, in (line, column, rule) order)."""
+    items = list(findings)
+    order = sorted(range(len(items)), key=lambda i: (items[i].path, *_finding_key(items[i])))
+    seen: Counter[tuple[str, str, str, str]] = Counter()
+    result = [""] * len(items)
+    for index in order:
+        key = _fp_key(items[index])
+        result[index] = fingerprint(items[index], seen[key])
+        seen[key] += 1
+    return tuple(result)
+
+
 def fingerprints_in(comment_body: str) -> frozenset[str]:
     """The fingerprints in the hidden markers of a comment body the app wrote."""
     found: set[str] = set()
@@ -403,12 +419,7 @@ def _view(file: AuditedFile, result: FileResult, mode: str) -> _FileView:
     findings = sorted(
         (f for f in result.findings if f.severity is not Severity.OFF), key=_finding_key
     )
-    seen: Counter[tuple[str, str, str, str]] = Counter()
-    fps: dict[int, str] = {}
-    for finding in findings:
-        key = _fp_key(finding)
-        fps[id(finding)] = fingerprint(finding, seen[key])
-        seen[key] += 1
+    fps = {id(f): fp for f, fp in zip(findings, fingerprint_all(findings), strict=True)}
     changed = [f for f in findings if _on_changed_line(f, file.patch, mode)]
     untouched = [f for f in findings if not _on_changed_line(f, file.patch, mode)]
     return _FileView(file, result, changed, untouched, fps)
@@ -588,7 +599,10 @@ def _comment(plan: _Planned, config: Config, link: _Link, info: RuleDoc | None) 
     start_line: int | None = None
     line = first.line
     if len(plan.findings) > 1:
-        others = ", ".join(str(f.line) for f in plan.findings[1:])
+        rest = [str(f.line) for f in plan.findings[1:]]
+        others = ", ".join(rest[:GROUP_LIST_MAX])
+        if len(rest) > GROUP_LIST_MAX:
+            others += f" and {len(rest) - GROUP_LIST_MAX} more"
         parts.append(f"{head}, {len(plan.findings)} times in this file")
         parts.append(_inline(first.message))
         parts.append(f"Also on lines {others}.")

@@ -21,6 +21,7 @@ from bot.core import (
     config_error_outcome,
     error_outcome,
     fingerprint,
+    fingerprint_all,
     fingerprints_in,
 )
 from bot.patch import PatchLines, parse_patch
@@ -615,3 +616,11 @@ def test_reaudit_action_within_limits() -> None:
     assert len(REAUDIT_ACTION["label"]) <= 20
     assert len(REAUDIT_ACTION["description"]) <= 40
     assert len(REAUDIT_ACTION["identifier"]) <= 20
+
+
+def test_fingerprint_all_matches_build_outcome() -> None:
+    twins = [finding(20, snippet="same"), finding(10, snippet="same"), finding(5, "TX004")]
+    out = run([audited(twins, lines({5, 10, 20}))])
+    by_line = {c.line: c.fingerprint for c in out.comments}
+    assert fingerprint_all(twins) == (by_line[20], by_line[10], by_line[5])
+    assert fingerprint_all(twins)[1] == fingerprint(twins[1], 0)
