@@ -393,7 +393,11 @@ def _why(info: RuleDoc | None) -> str | None:
                     if paragraph:
                         break
                     continue
-                if stripped.startswith("#") or set(stripped) <= {"-", "="}:
+                if set(stripped) <= {"-", "="}:
+                    if paragraph:
+                        break
+                    continue  # a setext underline of the heading itself
+                if stripped.startswith("#"):
                     break
                 paragraph.append(stripped)
             if paragraph:

@@ -624,3 +624,21 @@ def test_fingerprint_all_matches_build_outcome() -> None:
     by_line = {c.line: c.fingerprint for c in out.comments}
     assert fingerprint_all(twins) == (by_line[20], by_line[10], by_line[5])
     assert fingerprint_all(twins)[1] == fingerprint(twins[1], 0)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "## Why is this bad?\n\nIt breaks atomicity.\n\nMore.",
+        "**Why is this bad?**\nIt breaks\natomicity.\n",
+        "Why is this bad?\n----------------\nIt breaks atomicity.\n\n## Example",
+    ],
+)
+def test_why_it_matters_from_doc_headings(doc: str) -> None:
+    out = build_outcome(
+        [audited([finding(1)], lines({1}))],
+        Config(),
+        CTX,
+        rule_lookup=lambda _: FakeRule(summary="s", doc=doc),
+    )
+    assert "**Why it matters:** It breaks atomicity." in out.comments[0].body
