@@ -375,7 +375,7 @@ def _rule_link(rule_id: str, config: Config, ctx: AuditContext) -> _Link:
     if ctx.rules_url:
         url = f"{ctx.rules_url.rstrip('/')}/rules/{rule_id}"
         return _Link(url, f"[`{explain}`]({url})", f"Details: {url}")
-    return _Link(None, f"`{explain}`", f"Details: run `{explain}`")
+    return _Link(None, f"run `{explain}`", f"Details: run `{explain}`")
 
 
 def _why(info: RuleDoc | None) -> str | None:
@@ -671,15 +671,13 @@ def _review_body(
         lines.append("")
         more = "more finding is" if hidden == 1 else "more findings are"
         lines.append(f"{hidden} {more} in the check run (`comments.max` reached):")
-        for plan in overflow[:REVIEW_BODY_LIST_MAX]:
-            for finding in plan.findings:
-                lines.append(
-                    f"- {_code(f'{plan.path}:{finding.line}')} {finding.rule} "
-                    f"{_inline(finding.message)}"
-                )
-        if len(overflow) > REVIEW_BODY_LIST_MAX:
-            rest = sum(len(p.findings) for p in overflow[REVIEW_BODY_LIST_MAX:])
-            lines.append(f"- … and {rest} more")
+        listed = [(plan.path, f) for plan in overflow for f in plan.findings]
+        for path, finding in listed[:REVIEW_BODY_LIST_MAX]:
+            lines.append(
+                f"- {_code(f'{path}:{finding.line}')} {finding.rule} {_inline(finding.message)}"
+            )
+        if len(listed) > REVIEW_BODY_LIST_MAX:
+            lines.append(f"- … and {len(listed) - REVIEW_BODY_LIST_MAX} more")
     where = "the **txaudit** check run"
     if ctx.check_url:
         where = f"the [txaudit check run]({ctx.check_url})"

@@ -642,3 +642,13 @@ def test_why_it_matters_from_doc_headings(doc: str) -> None:
         rule_lookup=lambda _: FakeRule(summary="s", doc=doc),
     )
     assert "**Why it matters:** It breaks atomicity." in out.comments[0].body
+
+
+def test_review_body_lists_at_most_20_overflow_findings() -> None:
+    many = [finding(n, "TX004", scope=str(n)) for n in range(1, 41)]
+    out = run([audited([finding(50), *many], lines(set(range(1, 51))))], Config(comments_max=1))
+    assert [c.line for c in out.comments] == [50]
+    body = out.review_body or ""
+    assert "40 more findings are in the check run" in body
+    assert body.count("\n- `app/jobs.py:") == 20
+    assert "- … and 20 more" in body
