@@ -1,0 +1,379 @@
+"""The `txaudit` command line: check, diff, report, rules, explain, serve.
+
+Thin by design: argument parsing and exit codes here, file and git I/O in `bot.local`,
+formats in `bot.output` and `bot.report`, the verdict in the engine (`rules.engine`).
+Exit status: 0 nothing at or above the fail level, 1 findings at or above it, 2 usage or
+configuration error (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bot import local
+from bot.local import UsageError
+from bot.output import (
+    FORMATS,
+    Run,
+    finding_key,
+    format_github,
+    format_json,
+    format_sarif,
+    format_text,
+)
+from bot.report import build_report
+from rules.config import FAIL_ON, Config, ConfigError, load_config_file
+from rules.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
+
+PROG = "txaudit"
+#: Set to get a traceback instead of the one-line message on an unexpected error.
+DEBUG_ENV = "TXAUDIT_DEBUG"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("txaudit")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (raised, so `main` decides the exit)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, formats: bool = True) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config file (default: discovered)")
+    parser.add_argument("--select", metavar="ID,...", help="only these rules (IDs or prefixes)")
+    parser.add_argument("--ignore", metavar="ID,...", help="leave out these rules")
+    if formats:
+        parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument(
+        "--fail-on", choices=FAIL_ON, help="lowest severity that fails the run (default: config)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print findings only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Audit SQLAlchemy transaction and ORM-only rules.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser("check", help="audit whole files and folders")
+    check.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: .)")
+    _add_common(check)
+    check.add_argument("--fix", action="store_true", help="apply autofixes (TX001) in place")
+    check.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes")
+
+    diff = commands.add_parser("diff", help="audit only the lines a git diff adds")
+    diff.add_argument(
+        "--base", metavar="REV", help="default: merge base with origin/HEAD|main|master"
+    )
+    diff.add_argument("--head", metavar="REV", help="default: the working tree")
+    _add_common(diff)
+
+    report = commands.add_parser("report", help="write a Markdown audit report of a tree")
+    report.add_argument("path", nargs="?", default=".", metavar="PATH")
+    _add_common(report, formats=False)
+    report.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    report.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes")
+
+    commands.add_parser("rules", help="list the rules")
+    explain = commands.add_parser("explain", help="print a rule's documentation")
+    explain.add_argument("rule_id", metavar="ID")
+    commands.add_parser("serve", help="run the GitHub App webhook server")
+    return parser
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _registry() -> Any:
+    from rules import registry
+
+    return registry
+
+
+def _known_ids() -> tuple[str, ...]:
+    try:
+        ids = tuple(info.id for info in _registry().all_rules())
+    except (AttributeError, NotImplementedError):
+        ids = ()
+    return tuple(dict.fromkeys((*KNOWN_RULE_IDS, *ids)))
+
+
+def _rule_ids(option: str, value: str | None) -> tuple[str, ...]:
+    """Parse `--select/--ignore`: IDs or prefixes (`ORM`); unknown ones are a usage error."""
+    if value is None:
+        return ()
+    wanted = tuple(part.strip().upper() for part in value.split(",") if part.strip())
+    known = _known_ids()
+    unknown = [w for w in wanted if not any(k.startswith(w) for k in known)]
+    if unknown:
+        raise UsageError(
+            f"{option}: unknown rule ID{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            f"(valid: {', '.join(known)})"
+        )
+    return wanted
+
+
+def _finding_filter(args: argparse.Namespace) -> Callable[[Finding], bool]:
+    select = _rule_ids("--select", args.select)
+    ignore = _rule_ids("--ignore", args.ignore)
+
+    def wanted(finding: Finding) -> bool:
+        if finding.severity is Severity.OFF:
+            return False
+        if select and not finding.rule.startswith(select):
+            return False
+        return not finding.rule.startswith(ignore) if ignore else True
+
+    return wanted
+
+
+def _with_fail_on(config: Config, fail_on: str | None) -> Config:
+    return dataclasses.replace(config, fail_on=fail_on) if fail_on else config
+
+
+def exit_code(findings: Sequence[Finding], config: Config) -> int:
+    """1 when a finding is at or above `config.fail_on`, else 0."""
+    if config.fail_on == "never":
+        return 0
+    threshold = Severity(config.fail_on)
+    return 1 if any(f.severity.at_least(threshold) for f in findings) else 0
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _note(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _emit(run: Run, args: argparse.Namespace, src_root: Path) -> None:
+    fmt = args.format
+    if fmt == "json":
+        _write(format_json(run))
+    elif fmt == "sarif":
+        rules = _registry().all_rules()
+        uri = src_root.resolve().as_uri().rstrip("/") + "/"
+        _write(format_sarif(run, rules, version=_version(), src_root=uri))
+    elif fmt == "github":
+        _write(format_github(run, quiet=args.quiet))
+    else:
+        _write(format_text(run, quiet=args.quiet))
+
+
+def _guide_base(root: Path, relative_to: Path) -> str | None:
+    base = local.display_path(root.resolve(), relative_to.resolve())
+    return None if base == "." else base
+
+
+def _audit_tree(
+    paths: Sequence[str], args: argparse.Namespace, cwd: Path
+) -> tuple[local.Project, list[local.SourceFile], list[FileResult]]:
+    config_path = local.check_config_path(args.config)
+    for raw in paths:  # before reading any config: a typo in a path is the likelier problem
+        if not Path(raw).exists():
+            raise UsageError(f"{raw}: no such file or directory")
+    project = local.load_project(Path(paths[0]), config_path, cwd)
+    project = dataclasses.replace(project, config=_with_fail_on(project.config, args.fail_on))
+    files = local.discover(paths, project, cwd)
+    results = local.audit_files(
+        files, project.config, root=project.root, jobs=getattr(args, "jobs", None)
+    )
+    return project, files, results
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cwd = Path.cwd()
+    paths = args.paths or ["."]
+    wanted = _finding_filter(args)
+    project, files, results = _audit_tree(paths, args, cwd)
+    if not files:
+        _note(f"no Python files to audit in {', '.join(paths)} (after paths.include/exclude)")
+    fixed = 0
+    if args.fix:
+        index = local.build_project_index(project.root, project.config)
+        for i, (file, result) in enumerate(zip(files, results, strict=True)):
+            if any(f.fix is not None and wanted(f) for f in result.findings):
+                results[i], count = local.fix_file(
+                    file, result, project.config, wanted=wanted, project=index
+                )
+                fixed += count
+    findings = sorted((f for r in results for f in r.findings if wanted(f)), key=finding_key)
+    run = Run(
+        results=tuple(results),
+        findings=tuple(findings),
+        config=project.config,
+        guide_base=_guide_base(project.root, cwd),
+        fixed=fixed,
+    )
+    if files or args.format != "text":
+        _emit(run, args, cwd)
+    return exit_code(findings, project.config)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from bot.core import _on_changed_line  # the bot's own changed-line test, so both agree
+
+    wanted = _finding_filter(args)
+    root = local.repo_root(Path.cwd())
+    label, base_sha = local.resolve_base(args.base, args.head, root)
+    config_path = local.check_config_path(args.config)
+    config = load_config_file(config_path) if config_path else local.config_at(base_sha, root)
+    config = _with_fail_on(config, args.fail_on)
+    mode = config.filter
+    changed = [
+        c
+        for c in local.changed_files(
+            base_sha, args.head, root, context=3 if mode == "diff_context" else 0
+        )
+        if config.includes(c.path)
+    ]
+    results: list[FileResult] = []
+    findings: list[Finding] = []
+    index = local.build_project_index(root, config, rev=args.head) if changed else None
+    for change in changed:
+        try:
+            source = local.read_at(change.path, args.head, root)
+        except OSError as exc:
+            results.append(FileResult(path=change.path, error=f"cannot read: {exc}"))
+            continue
+        result = local.audit_bytes(source, change.path, config, index)
+        results.append(result)
+        findings += [
+            f for f in result.findings if wanted(f) and _on_changed_line(f, change.patch, mode)
+        ]
+    head = args.head or "the working tree"
+    note = f"Diff of {head} against {label} (merge base {base_sha[:10]}), filter: {mode}."
+    run = Run(
+        results=tuple(results),
+        findings=tuple(sorted(findings, key=finding_key)),
+        config=config,
+        notes=(note,),
+    )
+    _emit(run, args, root)
+    return exit_code(findings, config)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    cwd = Path.cwd()
+    wanted = _finding_filter(args)
+    project, files, results = _audit_tree([args.path], args, cwd)
+    if not files:
+        _note(f"no Python files to audit in {args.path} (after paths.include/exclude)")
+    findings = sorted((f for r in results for f in r.findings if wanted(f)), key=finding_key)
+    output = Path(args.output) if args.output else None
+    link_dir = output.absolute().parent if output else cwd
+
+    def guide(rule_id: str) -> str | None:
+        from rules.guides import guide_link
+
+        return guide_link(rule_id, project.config, blob_base=_guide_base(project.root, link_dir))
+
+    try:
+        names = {info.id: info.name for info in _registry().all_rules()}
+    except (AttributeError, NotImplementedError):
+        names = {}
+    text = build_report(
+        results, findings, project.config, target=args.path, guide=guide, names=names
+    )
+    if output is None:
+        _write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.output}: cannot write the report: {exc.strerror}") from None
+        if not args.quiet:
+            _note(f"wrote the report of {len(results)} files to {args.output}")
+    return exit_code(findings, project.config)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    rows = [
+        (info.id, info.name, info.severity.value, "yes" if info.autofix else "", info.summary)
+        for info in _registry().all_rules()
+    ]
+    header = ("ID", "NAME", "SEVERITY", "FIX", "SUMMARY")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(4)]
+    for row in (header, *rows):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
+        _write("  ".join([*cells, row[4]]).rstrip() + "\n")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    info = _registry().get_rule(args.rule_id)
+    if info is None:
+        valid = ", ".join(i.id for i in _registry().all_rules())
+        raise UsageError(f"unknown rule '{args.rule_id}' (valid IDs: {valid})")
+    autofix = "yes" if info.autofix else "no"
+    header = (
+        f"# {info.id} {info.name}\n\nDefault severity: {info.severity.value}. Autofix: {autofix}."
+    )
+    _write(f"{header}\n\n{info.doc.strip()}\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from bot.server import run  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise UsageError(f"the app server is not available: {exc}") from None
+    code = run()
+    return code if isinstance(code, int) else 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": cmd_check,
+    "diff": cmd_diff,
+    "report": cmd_report,
+    "rules": cmd_rules,
+    "explain": cmd_explain,
+    "serve": cmd_serve,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `txaudit` with `argv` (default: `sys.argv[1:]`); return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except (UsageError, ConfigError) as exc:
+        _note(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _note("interrupted")
+        return 130
+    except BrokenPipeError:  # `txaudit check | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        kind = type(exc).__name__
+        _note(f"error: internal error: {kind}: {exc} (set {DEBUG_ENV}=1 for a traceback)")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
