@@ -1,0 +1,757 @@
+"""The audit of one pull request head: check run, config, files, engine, review (SPEC.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import re
+import sys
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import aiohttp
+import cachetools
+import gidgethub
+from gidgethub import BadRequest, HTTPException, InvalidField, ValidationError
+
+from bot.core import (
+    REAUDIT_ACTION,
+    AuditContext,
+    AuditedFile,
+    Outcome,
+    ReviewComment,
+    build_outcome,
+    cancelled_outcome,
+    config_error_outcome,
+    error_outcome,
+    fingerprints_in,
+)
+from bot.github import GitHub, GitHubClient, decode_content
+from bot.patch import PatchLines, parse_patch
+from bot.queue import CLOSED, SUPERSEDED, AuditJob, AuditQueue
+from bot.settings import AppSettings
+from rules.config import CONFIG_PATHS, Config, ConfigError, parse_config_text
+from rules.model import FileResult
+
+logger = logging.getLogger(__name__)
+
+CHECK_NAME = "txaudit"
+PYTHON_SUFFIXES = (".py", ".pyi")
+#: Files larger than this are not audited (the contents API's JSON limit).
+MAX_FILE_BYTES = 1024 * 1024
+#: GitHub lists at most this many files of a pull request.
+MAX_LISTED_FILES = 3000
+MODE_SYMLINK = "120000"
+MODE_SUBMODULE = "160000"
+#: Engine results kept by (blob sha, path, config): a re-audit of the same head parses nothing.
+RESULT_CACHE_ENTRIES = 4096
+
+#: `external_id` of our check runs: "owner/repo#12@<head sha>".
+EXTERNAL_ID = re.compile(r"^(?P<repo>[^#\s]+/[^#\s]+)#(?P<number>\d+)@(?P<sha>[0-9a-fA-F]{7,64})$")
+
+IN_PROGRESS_OUTPUT = {
+    "title": "Auditing…",
+    "summary": "txaudit is auditing the Python files that this pull request changes.",
+}
+
+
+def external_id(repo_full_name: str, number: int, head_sha: str) -> str:
+    return f"{repo_full_name}#{number}@{head_sha}"
+
+
+def parse_external_id(value: str | None) -> tuple[str, int, str] | None:
+    """(repo full name, PR number, head sha) from one of our check runs' `external_id`."""
+    match = EXTERNAL_ID.match(value or "")
+    if match is None:
+        return None
+    return match["repo"], int(match["number"]), match["sha"]
+
+
+def closed_outcome() -> Outcome:
+    """The check run of an audit cancelled because its pull request was closed."""
+    return Outcome(
+        conclusion="cancelled",
+        title="Pull request closed",
+        summary=(
+            "## txaudit: cancelled\n\nThe pull request was closed before the audit finished. "
+            "Reopening it audits its head again.\n"
+        ),
+        text="",
+    )
+
+
+class AuditFailure(Exception):
+    """An audit step failed; `str()` says what went wrong in words."""
+
+
+# --- the engine, off the event loop --------------------------------------------------
+
+
+def _engine_audit(source: bytes, path: str, config: Config, project: object | None) -> FileResult:
+    from rules.engine import audit_source
+
+    return audit_source(source, path, config, project=project)
+
+
+def _warm_up() -> None:
+    import rules.engine  # noqa: F401 - import libcst once per worker, not per file
+
+
+class EngineRunner:
+    """Runs `rules.engine.audit_source` in worker processes and caches the results.
+
+    `workers=0` runs the engine in a thread instead (tests, tiny hosts).
+    """
+
+    def __init__(self, workers: int, *, executor: Executor | None = None) -> None:
+        self._workers = workers
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._results: cachetools.LRUCache[tuple[str, str, str], FileResult] = cachetools.LRUCache(
+            maxsize=RESULT_CACHE_ENTRIES
+        )
+        self.runs = 0  # engine invocations (cache misses), for logs and tests
+
+    def _pool(self) -> Executor | None:
+        if self._executor is None and self._workers > 0:
+            method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_warm_up,
+            )
+        return self._executor
+
+    async def audit(
+        self,
+        source: bytes,
+        path: str,
+        config: Config,
+        *,
+        blob_sha: str,
+        config_key: str,
+        project: object | None = None,
+    ) -> FileResult:
+        key = (blob_sha, path, config_key)
+        if project is None:
+            cached = self._results.get(key)
+            if cached is not None:
+                return cached
+        self.runs += 1
+        loop = asyncio.get_running_loop()
+        call = partial(_engine_audit, source, path, config, project)
+        try:
+            result = await loop.run_in_executor(self._pool(), call)
+        except BrokenProcessPool:
+            self._reset()
+            raise AuditFailure(
+                f"the rule engine's worker process died while auditing {path}"
+            ) from None
+        if project is None:
+            self._results[key] = result
+        return result
+
+    def _reset(self) -> None:
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def close(self) -> None:
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+def config_key(config: Config) -> str:
+    """A short digest that is equal for equal configurations."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+
+
+# --- requests and the auditor ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """What a handler asks for: audit this pull request at its current head."""
+
+    installation_id: int
+    owner: str
+    repo: str
+    number: int
+    filter_override: str | None = None
+    delivery_id: str | None = None
+    trigger: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+
+@dataclass
+class _State:
+    """What one running audit knows so far."""
+
+    request: AuditRequest
+    pull: Mapping[str, Any]
+    head_sha: str
+    extra: dict[str, Any]
+    config: Config = field(default_factory=Config)
+    check_run: Mapping[str, Any] | None = None
+    step: str = "starting"
+
+    @property
+    def base_sha(self) -> str:
+        return str(self.pull["base"]["sha"])
+
+
+class Auditor:
+    """Turns audit requests into queued jobs and runs them."""
+
+    def __init__(
+        self,
+        *,
+        hub: GitHub,
+        settings: AppSettings,
+        queue: AuditQueue,
+        engine: EngineRunner,
+    ) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.queue = queue
+        self.engine = engine
+        self._tree_modes: cachetools.LRUCache[tuple[str, str], dict[str, tuple[str, int]]] = (
+            cachetools.LRUCache(maxsize=64)
+        )
+
+    # -- intake side ---------------------------------------------------------------------
+
+    async def request_audit(
+        self,
+        gh: GitHubClient,
+        request: AuditRequest,
+        *,
+        pull: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Queue an audit of the pull request's head; False if closed or already queued."""
+        if pull is None:
+            pull = await gh.getitem(
+                "/repos/{owner}/{repo}/pulls/{number}",
+                {"owner": request.owner, "repo": request.repo, "number": request.number},
+            )
+        extra = {
+            "delivery": request.delivery_id,
+            "event": request.trigger,
+            "installation": request.installation_id,
+            "repo": request.full_name,
+            "pr": request.number,
+            "head_sha": pull["head"]["sha"],
+        }
+        if pull.get("state") != "open":
+            logger.info("pull request is not open; not audited", extra=extra)
+            return False
+        job = AuditJob(
+            key=(request.full_name, request.number),
+            head_sha=pull["head"]["sha"],
+            run=partial(self._run_job, request, pull),
+            variant=request.filter_override or "",
+            log_extra=extra,
+        )
+        accepted = await self.queue.submit(job)
+        if accepted:
+            logger.info("audit queued", extra=extra)
+        return accepted
+
+    async def cancel(self, owner: str, repo: str, number: int) -> int:
+        return await self.queue.cancel((f"{owner}/{repo}", number), reason=CLOSED)
+
+    async def is_our_app(self, app: Mapping[str, Any] | None) -> bool:
+        """Whether a check run/suite `app` object is this GitHub App."""
+        if not app:
+            return False
+        ours = self.settings.app_id
+        if str(app.get("id")) == ours or app.get("client_id") == ours:
+            return True
+        if ours.isdigit():
+            return False
+        try:  # configured with a client id: ask GitHub for the numeric id
+            return app.get("id") == (await self.hub.app_info()).get("id")
+        except HTTPException:
+            return False
+
+    # -- the audit -----------------------------------------------------------------------
+
+    async def _run_job(self, request: AuditRequest, pull: Mapping[str, Any], job: AuditJob) -> None:
+        gh = self.hub.installation(request.installation_id)
+        state = _State(request=request, pull=pull, head_sha=job.head_sha, extra=job.log_extra)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.audit_timeout):
+                await self._audit(gh, state)
+        except asyncio.CancelledError:
+            if job.cancel_reason == SUPERSEDED:
+                outcome = cancelled_outcome(job.superseded_by or "a newer audit")
+            elif job.cancel_reason == CLOSED:
+                outcome = closed_outcome()
+            else:
+                outcome = error_outcome(
+                    "the txaudit server stopped while the audit was running",
+                    on_error=state.config.on_error,
+                )
+            await self._finish_quietly(gh, state, outcome)
+            raise
+        except TimeoutError:
+            reason = (
+                f"the audit took longer than {self.settings.audit_timeout:.0f} seconds "
+                f"(while {state.step})"
+            )
+            await self._finish_quietly(
+                gh, state, error_outcome(reason, on_error=state.config.on_error)
+            )
+        except Exception as exc:
+            logger.exception("audit failed", extra={**state.extra, "step": state.step})
+            reason = f"txaudit failed while {state.step}: {describe_error(exc)}"
+            await self._finish_quietly(
+                gh, state, error_outcome(reason, on_error=state.config.on_error)
+            )
+        finally:
+            self._log_rate_limit(gh, state, time.monotonic() - started)
+
+    async def _audit(self, gh: GitHubClient, state: _State) -> None:
+        request, pull = state.request, state.pull
+        # 1. The check run, at once.
+        state.step = "creating the check run"
+        state.check_run = await gh.post(
+            "/repos/{owner}/{repo}/check-runs",
+            {"owner": request.owner, "repo": request.repo},
+            data=_new_check_run(request, pull, state.head_sha),
+        )
+        # 2. The config, from the base commit.
+        state.step = "reading the configuration from the base commit"
+        try:
+            state.config = await self._read_config(gh, request, state.base_sha)
+        except ConfigError as exc:
+            logger.info("invalid configuration", extra={**state.extra, "error": str(exc)})
+            await self._complete(gh, state, config_error_outcome(str(exc)))
+            return
+        config = state.config
+        # 3. Changed files and their contents at the head.
+        state.step = "listing the changed files"
+        entries = await self._changed_files(gh, request)
+        notes: list[str] = []
+        listed_max = int(pull.get("changed_files") or 0)
+        if listed_max > len(entries) and len(entries) >= MAX_LISTED_FILES:
+            notes.append(
+                f"GitHub lists only {MAX_LISTED_FILES} of the {listed_max} changed files; "
+                "the rest were not audited (run `txaudit diff` locally)."
+            )
+        wanted = [e for e in entries if _wanted(e, config)]
+        state.step = "reading the changed files"
+        modes = await self._tree_modes_for(gh, request, state.head_sha) if wanted else {}
+        fetched = await asyncio.gather(
+            *(self._fetch(gh, request, entry, modes) for entry in wanted)
+        )
+        # TX007: fetch the modules the changed code calls into, at the head.
+        state.step = "fetching callee modules"
+        project = await self._callee_modules(gh, state, fetched)
+        # 4. The rules, off the event loop.
+        state.step = "running the rules"
+        key = config_key(config)
+        files = await asyncio.gather(
+            *(self._run_engine(item, config, key, project) for item in fetched)
+        )
+        # 6 (first half): what the app already said on this pull request.
+        state.step = "reading earlier review comments"
+        existing = await self._existing_fingerprints(gh, request)
+        check_url = (state.check_run or {}).get("html_url")
+        ctx = AuditContext(
+            repo=request.full_name,
+            html_url=_repo_html_url(pull, request),
+            base_sha=state.base_sha,
+            head_sha=state.head_sha,
+            rules_url=self.settings.public_url,
+            filter_override=request.filter_override,
+            existing_fingerprints=existing,
+            notes=tuple(notes),
+            check_url=check_url,
+        )
+        outcome = build_outcome(files, config, ctx)
+        # 5. Complete the check run, unless a newer push made this audit obsolete.
+        state.step = "checking the pull request's head"
+        newer = await self._newer_head(gh, request, state.head_sha)
+        if newer is not None:
+            await self._complete(gh, state, cancelled_outcome(newer))
+            return
+        state.step = "completing the check run"
+        await self._complete(gh, state, outcome)
+        logger.info(
+            "audit complete",
+            extra={
+                **state.extra,
+                "conclusion": outcome.conclusion,
+                "files": len(files),
+                "annotations": len(outcome.annotations),
+                "comments": len(outcome.comments),
+            },
+        )
+        # 6. One review with the new comments.
+        if outcome.comments:
+            state.step = "posting the review"
+            if await self._newer_head(gh, request, state.head_sha) is not None:
+                logger.info("head moved on; review not posted", extra=state.extra)
+                return
+            await self._post_review(gh, state, outcome)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _read_config(self, gh: GitHubClient, request: AuditRequest, ref: str) -> Config:
+        for path in CONFIG_PATHS:
+            text = await self._read_text(gh, request, path, ref)
+            if text is not None:
+                return parse_config_text(text, filename=path)
+        text = await self._read_text(gh, request, "pyproject.toml", ref)
+        if text is None:
+            return Config()
+        try:
+            tool = tomllib.loads(text).get("tool")
+        except tomllib.TOMLDecodeError:
+            return Config()  # a broken pyproject.toml without our section is not our business
+        if not isinstance(tool, dict) or "txaudit" not in tool:
+            return Config()
+        return parse_config_text(text, filename="pyproject.toml")
+
+    async def _read_text(
+        self, gh: GitHubClient, request: AuditRequest, path: str, ref: str
+    ) -> str | None:
+        try:
+            data = await gh.getitem(
+                "/repos/{owner}/{repo}/contents/{+path}{?ref}",
+                {"owner": request.owner, "repo": request.repo, "path": path, "ref": ref},
+            )
+        except BadRequest as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        if not isinstance(data, dict) or data.get("type", "file") != "file":
+            return None
+        content = decode_content(data)
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
+
+    async def _changed_files(self, gh: GitHubClient, request: AuditRequest) -> list[dict[str, Any]]:
+        return [
+            entry
+            async for entry in gh.getiter(
+                "/repos/{owner}/{repo}/pulls/{number}/files?per_page=100",
+                {"owner": request.owner, "repo": request.repo, "number": request.number},
+            )
+        ]
+
+    async def _tree_modes_for(
+        self, gh: GitHubClient, request: AuditRequest, head_sha: str
+    ) -> dict[str, tuple[str, int]]:
+        """path -> (mode, size) of the Python entries of the head tree (best effort).
+
+        The diff entries carry no mode, and a symlink's blob is its target path, so
+        the tree tells symlinks and submodules apart from files.
+        """
+        key = (request.full_name, head_sha)
+        cached = self._tree_modes.get(key)
+        if cached is not None:
+            return cached
+        try:
+            tree = await gh.getitem(
+                "/repos/{owner}/{repo}/git/trees/{sha}?recursive=1",
+                {"owner": request.owner, "repo": request.repo, "sha": head_sha},
+            )
+        except BadRequest as exc:
+            logger.warning(
+                "could not read the head tree; file modes unknown",
+                extra={**request_extra(request), "status": exc.status_code},
+            )
+            return {}
+        modes = {
+            item["path"]: (str(item.get("mode", "")), int(item.get("size") or 0))
+            for item in tree.get("tree", ())
+            if isinstance(item, dict) and str(item.get("path", "")).endswith(PYTHON_SUFFIXES)
+        }
+        self._tree_modes[key] = modes
+        return modes
+
+    async def _fetch(
+        self,
+        gh: GitHubClient,
+        request: AuditRequest,
+        entry: Mapping[str, Any],
+        modes: Mapping[str, tuple[str, int]],
+    ) -> _Fetched:
+        path = entry["filename"]
+        patch = entry.get("patch")
+        lines = parse_patch(patch) if isinstance(patch, str) else None
+        base = _Fetched(
+            path=path, status=entry.get("status", "modified"), patch=lines, sha=entry["sha"]
+        )
+        mode, size = modes.get(path, ("", 0))
+        if mode == MODE_SYMLINK:
+            return base.skip("a symbolic link; its target is audited where it lives")
+        if mode == MODE_SUBMODULE:
+            return base.skip("a submodule; not audited")
+        if size > MAX_FILE_BYTES:
+            return base.skip(f"larger than 1 MB ({_megabytes(size)}); not audited")
+        try:
+            content = await self.hub.blob(gh, request.owner, request.repo, entry["sha"])
+        except BadRequest as exc:
+            if exc.status_code in (404, 409, 422):
+                return base.skip(f"could not be read from GitHub ({exc.status_code}); not audited")
+            raise
+        if len(content) > MAX_FILE_BYTES:
+            return base.skip(f"larger than 1 MB ({_megabytes(len(content))}); not audited")
+        return base.with_content(content)
+
+    async def _callee_modules(
+        self, gh: GitHubClient, state: _State, fetched: Sequence[_Fetched]
+    ) -> object | None:
+        """The TX007 project index for this audit, or None.
+
+        TODO(TX007): build a `rules.callgraph.ProjectIndex` from the changed files, ask it
+        which modules their calls resolve to, fetch those (at `state.head_sha`, through
+        `self.hub.blob` / the contents API, at most `state.config.max_callee_modules`) and
+        return the index; the engine receives it as `audit_source(..., project=index)`.
+        """
+        return None
+
+    async def _run_engine(
+        self, item: _Fetched, config: Config, key: str, project: object | None
+    ) -> AuditedFile:
+        if item.skipped is not None or item.content is None:
+            return AuditedFile(item.path, item.status, item.patch, None, skipped=item.skipped)
+        result = await self.engine.audit(
+            item.content, item.path, config, blob_sha=item.sha, config_key=key, project=project
+        )
+        return AuditedFile(item.path, item.status, item.patch, result)
+
+    async def _existing_fingerprints(
+        self, gh: GitHubClient, request: AuditRequest
+    ) -> frozenset[str]:
+        login = await self.hub.bot_login()
+        found: set[str] = set()
+        async for comment in gh.getiter(
+            "/repos/{owner}/{repo}/pulls/{number}/comments?per_page=100",
+            {"owner": request.owner, "repo": request.repo, "number": request.number},
+        ):
+            user = comment.get("user") or {}
+            if login is not None and user.get("login") != login:
+                continue
+            if login is None and user.get("type") != "Bot":
+                continue
+            found |= fingerprints_in(comment.get("body") or "")
+        return frozenset(found)
+
+    async def _newer_head(
+        self, gh: GitHubClient, request: AuditRequest, head_sha: str
+    ) -> str | None:
+        """The pull request's current head sha when it is no longer `head_sha`."""
+        pull = await gh.getitem(
+            "/repos/{owner}/{repo}/pulls/{number}",
+            {"owner": request.owner, "repo": request.repo, "number": request.number},
+        )
+        current = pull["head"]["sha"]
+        return None if current == head_sha else str(current)
+
+    async def _complete(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
+        """Complete the check run; annotations go 50 at a time (GitHub appends them)."""
+        if state.check_run is None:
+            return
+        url = state.check_run["url"]
+        batches = outcome.annotation_batches(50) or [[]]
+        for batch in batches[:-1]:
+            await gh.patch(url, data={"output": outcome.output(batch)})
+        await gh.patch(
+            url,
+            data={
+                "status": "completed",
+                "conclusion": outcome.conclusion,
+                "completed_at": _now(),
+                "output": outcome.output(batches[-1]),
+                "actions": [REAUDIT_ACTION],
+            },
+        )
+        state.check_run = None  # completed: never touch it again
+
+    async def _finish_quietly(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
+        """Complete the check run after a failure; log (never raise) if even that fails."""
+        try:
+            await self._complete(gh, state, outcome)
+        except Exception:
+            logger.exception("could not complete the check run", extra=state.extra)
+        else:
+            logger.info(
+                "check run completed after a failure",
+                extra={**state.extra, "conclusion": outcome.conclusion, "title": outcome.title},
+            )
+
+    async def _post_review(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
+        request = state.request
+        url_vars = {"owner": request.owner, "repo": request.repo, "number": request.number}
+        url = "/repos/{owner}/{repo}/pulls/{number}/reviews"
+        comments = list(outcome.comments)
+        body = outcome.review_body or "txaudit found new findings on changed lines."
+        try:
+            await gh.post(url, url_vars, data=_review(state.head_sha, body, comments))
+            return
+        except (InvalidField, ValidationError) as exc:
+            logger.warning(
+                "review rejected; re-validating comment anchors",
+                extra={**state.extra, "errors": str(exc.errors)[:500]},
+            )
+        # One comment outside the diff fails the whole review, and GitHub does not say
+        # which: https://docs.github.com/rest/pulls/reviews#create-a-review-for-a-pull-request
+        patches = {
+            entry["filename"]: parse_patch(entry["patch"])
+            for entry in await self._changed_files(gh, request)
+            if isinstance(entry.get("patch"), str)
+        }
+        anchored = [c for c in comments if _anchored(c, patches)]
+        dropped = len(comments) - len(anchored)
+        if anchored and dropped:
+            note = _dropped_note(dropped)
+            try:
+                await gh.post(url, url_vars, data=_review(state.head_sha, body + note, anchored))
+                return
+            except (InvalidField, ValidationError):
+                pass
+        note = _dropped_note(len(comments))
+        await gh.post(url, url_vars, data=_review(state.head_sha, body + note, []))
+
+    def _log_rate_limit(self, gh: GitHubClient, state: _State, seconds: float) -> None:
+        limit = gh.rate_limit
+        logger.info(
+            "rate limit after audit",
+            extra={
+                **state.extra,
+                "seconds": round(seconds, 2),
+                "engine_runs": self.engine.runs,
+                "rate_remaining": getattr(limit, "remaining", None),
+                "rate_limit": getattr(limit, "limit", None),
+                "rate_reset": (limit.reset_datetime.isoformat() if limit is not None else None),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    path: str
+    status: str
+    patch: PatchLines | None
+    sha: str
+    content: bytes | None = None
+    skipped: str | None = None
+
+    def skip(self, why: str) -> _Fetched:
+        return _Fetched(self.path, self.status, self.patch, self.sha, None, why)
+
+    def with_content(self, content: bytes) -> _Fetched:
+        return _Fetched(self.path, self.status, self.patch, self.sha, content, None)
+
+
+def _wanted(entry: Mapping[str, Any], config: Config) -> bool:
+    path = entry.get("filename") or ""
+    return (
+        entry.get("status") != "removed"
+        and path.endswith(PYTHON_SUFFIXES)
+        and config.includes(path)
+    )
+
+
+def _anchored(comment: ReviewComment, patches: Mapping[str, PatchLines]) -> bool:
+    lines = patches.get(comment.path)
+    if lines is None:
+        return False
+    return lines.same_hunk(comment.start_line or comment.line, comment.line)
+
+
+def _new_check_run(request: AuditRequest, pull: Mapping[str, Any], head_sha: str) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": CHECK_NAME,
+        "head_sha": head_sha,
+        "status": "in_progress",
+        "started_at": _now(),
+        "external_id": external_id(request.full_name, request.number, head_sha),
+        "output": IN_PROGRESS_OUTPUT,
+    }
+    if pull.get("html_url"):
+        data["details_url"] = pull["html_url"]
+    return data
+
+
+def _review(head_sha: str, body: str, comments: Sequence[ReviewComment]) -> dict[str, Any]:
+    data: dict[str, Any] = {"commit_id": head_sha, "body": body, "event": "COMMENT"}
+    if comments:
+        data["comments"] = [c.to_api() for c in comments]
+    return data
+
+
+def _dropped_note(count: int) -> str:
+    what = "inline comment" if count == 1 else "inline comments"
+    return (
+        f"\n\n{count} {what} could not be placed on the diff (GitHub rejected the anchor); "
+        "those findings are in the check run."
+    )
+
+
+def _repo_html_url(pull: Mapping[str, Any], request: AuditRequest) -> str:
+    repo = (pull.get("base") or {}).get("repo") or {}
+    if repo.get("html_url"):
+        return str(repo["html_url"])
+    html = str(pull.get("html_url") or "")
+    return (
+        html.split("/pull/", 1)[0]
+        if "/pull/" in html
+        else f"https://github.com/{request.full_name}"
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def request_extra(request: AuditRequest) -> dict[str, Any]:
+    return {
+        "delivery": request.delivery_id,
+        "installation": request.installation_id,
+        "repo": request.full_name,
+        "pr": request.number,
+    }
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, in words (never a token, never a traceback)."""
+    if isinstance(exc, AuditFailure):
+        return str(exc)
+    if isinstance(exc, gidgethub.RateLimitExceeded):
+        return "GitHub's rate limit for this installation is exhausted; re-run later"
+    if isinstance(exc, gidgethub.GitHubBroken):
+        return f"GitHub kept answering {int(exc.status_code)} (server error) after several retries"
+    if isinstance(exc, HTTPException):
+        status = int(exc.status_code)
+        detail = f" ({exc.args[0]})" if exc.args and isinstance(exc.args[0], str) else ""
+        if status in (401, 403):
+            return f"GitHub refused access ({status}){detail}; check the app's permissions"
+        return f"GitHub answered {status}{detail}"
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
+        return f"could not reach GitHub ({exc.__class__.__name__})"
+    return f"an internal error ({exc.__class__.__name__})"

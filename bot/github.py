@@ -1,0 +1,363 @@
+"""GitHub access: installation tokens, retries, conditional GETs and the blob cache."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import cachetools
+from gidgethub import aiohttp as gh_aiohttp
+from gidgethub import apps as gh_apps
+
+from bot import __version__
+from bot.settings import AppSettings
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"txaudit/{__version__}"
+#: Re-mint an installation token this long before GitHub says it expires.
+TOKEN_MARGIN = 5 * 60
+#: Concurrent requests per installation (GitHub allows 100 across REST and GraphQL).
+CONCURRENCY_PER_INSTALLATION = 8
+#: Cached file contents, in bytes, across installations (a blob sha names its content).
+BLOB_CACHE_BYTES = 64 * 1024 * 1024
+#: Responses kept for conditional GETs (ETag / Last-Modified); a 304 costs no rate limit.
+ETAG_CACHE_ENTRIES = 2000
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long GitHub calls are retried."""
+
+    attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    #: Longest wait for a rate limit to reset; beyond it the call fails at once.
+    max_rate_limit_wait: float = 300.0
+    #: Spacing of POST/PATCH/PUT/DELETE per installation, as GitHub's best practices ask.
+    mutation_interval: float = 1.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class _ConditionalCache(cachetools.LRUCache[str, Any]):
+    """gidgethub's ETag cache, minus blob reads (those are cached by sha in `BlobCache`).
+
+    gidgethub keys the cache by URL only, ignoring Accept and token, so never read the same
+    URL with two media types through it.
+    """
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if "/git/blobs/" in key:
+            return
+        super().__setitem__(key, value)
+
+
+class TokenCache:
+    """Installation tokens, minted with the app JWT and kept until shortly before expiry."""
+
+    def __init__(
+        self,
+        mint: Callable[[int], Awaitable[dict[str, Any]]],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._mint = mint
+        self._clock = clock
+        self._tokens: dict[int, tuple[str, float]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def get(
+        self, installation_id: int, *, refresh: bool = False, stale: str | None = None
+    ) -> str:
+        """A valid token; `refresh` re-mints unless another caller already replaced `stale`."""
+        lock = self._locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached is not None:
+                token, renew_at = cached
+                if refresh and token != stale:
+                    return token
+                if not refresh and self._clock() < renew_at:
+                    return token
+            data = await self._mint(installation_id)
+            token = data["token"]
+            renew_at = _expiry(data.get("expires_at"), self._clock()) - TOKEN_MARGIN
+            self._tokens[installation_id] = (token, renew_at)
+            logger.info(
+                "minted installation token",
+                extra={"installation": installation_id, "expires_at": data.get("expires_at")},
+            )
+            return token
+
+    def forget(self, installation_id: int) -> None:
+        self._tokens.pop(installation_id, None)
+
+
+def _expiry(expires_at: Any, now: float) -> float:
+    if isinstance(expires_at, str):
+        try:
+            return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return now + 3600  # GitHub's documented lifetime
+
+
+class GitHubClient(gh_aiohttp.GitHubAPI):
+    """gidgethub's client with retries, a per-installation concurrency bound and token refresh.
+
+    All policy lives in `_request`, below gidgethub's response decoding, so every call
+    (`getitem`, `getiter` pages, `post`, ...) gets it.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        hub: GitHub,
+        installation_id: int | None,
+        oauth_token: str | None = None,
+        app_id: str | None = None,
+        private_key: str | None = None,
+    ) -> None:
+        super().__init__(
+            session,
+            USER_AGENT,
+            oauth_token=oauth_token,
+            app_id=app_id,
+            private_key=private_key,
+            cache=hub.etag_cache if installation_id is not None else None,
+            base_url=hub.settings.api_url,
+        )
+        self.hub = hub
+        self.installation_id = installation_id
+
+    async def sleep(self, seconds: float) -> None:
+        await self.hub.sleep(seconds)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        hub, policy = self.hub, self.hub.retry
+        request_headers = dict(headers)
+        token: str | None = None
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.installation_id is not None:
+                token = await hub.tokens.get(self.installation_id)
+                request_headers["authorization"] = f"token {token}"
+            try:
+                status, response_headers, data = await self._send(
+                    method, url, request_headers, body
+                )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if attempt >= policy.attempts:
+                    raise
+                delay = policy.backoff(attempt)
+                self._log_retry(method, url, attempt, delay, reason=exc.__class__.__name__)
+                await self.sleep(delay)
+                continue
+            if status == 401 and token is not None and not refreshed:
+                # A revoked or expired installation token: mint a fresh one, once.
+                refreshed = True
+                assert self.installation_id is not None
+                await hub.tokens.get(self.installation_id, refresh=True, stale=token)
+                attempt -= 1
+                continue
+            delay = self._retry_delay(status, response_headers, data, attempt)
+            if delay is None or attempt >= policy.attempts:
+                return status, response_headers, data
+            self._log_retry(method, url, attempt, delay, reason=str(status))
+            await self.sleep(delay)
+
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        limiter = self.hub.limiter(self.installation_id)
+        if method != "GET":
+            await limiter.space_mutation()
+        async with limiter.semaphore:
+            return await super()._request(method, url, headers, body)
+
+    def _retry_delay(
+        self, status: int, headers: Mapping[str, str], body: bytes, attempt: int
+    ) -> float | None:
+        """Seconds to wait before retrying, or None when the response is final."""
+        policy = self.hub.retry
+        if status >= 500:
+            return policy.backoff(attempt)
+        if status not in (403, 429):
+            return None
+        retry_after = headers.get("retry-after")
+        if retry_after is not None:
+            # Secondary rate limit: https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
+            try:
+                wait = float(retry_after)
+            except ValueError:
+                wait = policy.max_delay
+            return wait if wait <= policy.max_rate_limit_wait else None
+        if headers.get("x-ratelimit-remaining") == "0":
+            try:
+                wait = float(headers.get("x-ratelimit-reset", "0")) - self.hub.clock() + 1
+            except ValueError:
+                wait = policy.max_delay
+            wait = max(wait, 1.0)
+            return wait if wait <= policy.max_rate_limit_wait else None
+        if status == 429 or b"rate limit" in body.lower():
+            # No Retry-After: GitHub asks for at least a minute, then exponential backoff.
+            return max(60.0, policy.backoff(attempt))
+        return None  # a plain 403: permission denied
+
+    def _log_retry(self, method: str, url: str, attempt: int, delay: float, *, reason: str) -> None:
+        logger.warning(
+            "retrying GitHub call",
+            extra={
+                "method": method,
+                "url": url.split("?", 1)[0],
+                "attempt": attempt,
+                "delay": round(delay, 2),
+                "reason": reason,
+                "installation": self.installation_id,
+            },
+        )
+
+
+class _Limiter:
+    """Per-installation concurrency bound and spacing of mutations."""
+
+    def __init__(self, hub: GitHub) -> None:
+        self.hub = hub
+        self.semaphore = asyncio.Semaphore(CONCURRENCY_PER_INSTALLATION)
+        self._mutation_lock = asyncio.Lock()
+        self._last_mutation = float("-inf")
+
+    async def space_mutation(self) -> None:
+        interval = self.hub.retry.mutation_interval
+        if interval <= 0:
+            return
+        async with self._mutation_lock:
+            wait = self._last_mutation + interval - time.monotonic()
+            if wait > 0:
+                await self.hub.sleep(wait)
+            self._last_mutation = time.monotonic()
+
+
+class BlobCache:
+    """File contents by git blob sha, bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = BLOB_CACHE_BYTES) -> None:
+        self._cache: cachetools.LRUCache[str, bytes] = cachetools.LRUCache(
+            maxsize=max_bytes, getsizeof=lambda value: max(1, len(value))
+        )
+
+    def get(self, sha: str) -> bytes | None:
+        return self._cache.get(sha)
+
+    def put(self, sha: str, content: bytes) -> None:
+        if len(content) <= self._cache.maxsize:
+            self._cache[sha] = content
+
+
+class GitHub:
+    """The process's door to GitHub: one per server, shared by all audits."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: AppSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.sleep: Sleep = sleep or asyncio.sleep
+        self.clock = clock
+        self.etag_cache = _ConditionalCache(maxsize=ETAG_CACHE_ENTRIES)
+        self.blobs = BlobCache()
+        self.tokens = TokenCache(self._mint_token, clock=clock)
+        self._limiters: dict[int | None, _Limiter] = {}
+        self._app_client = GitHubClient(
+            session,
+            hub=self,
+            installation_id=None,
+            app_id=settings.app_id,
+            private_key=settings.private_key,
+        )
+        self._app_info: dict[str, Any] | None = None
+
+    def limiter(self, installation_id: int | None) -> _Limiter:
+        limiter = self._limiters.get(installation_id)
+        if limiter is None:
+            limiter = self._limiters[installation_id] = _Limiter(self)
+        return limiter
+
+    async def _mint_token(self, installation_id: int) -> dict[str, Any]:
+        return await gh_apps.get_installation_access_token(
+            self._app_client,
+            installation_id=str(installation_id),
+            app_id=self.settings.app_id,
+            private_key=self.settings.private_key,
+        )
+
+    def installation(self, installation_id: int) -> GitHubClient:
+        """A client acting as the installation; its token is minted on first use."""
+        return GitHubClient(
+            self.session, hub=self, installation_id=installation_id, oauth_token="pending"
+        )
+
+    async def app_info(self) -> dict[str, Any]:
+        """`GET /app` (slug, id, owner), fetched once with the app JWT."""
+        if self._app_info is None:
+            self._app_info = await self._app_client.getitem("/app")
+        return self._app_info
+
+    async def bot_login(self) -> str | None:
+        """The login the app comments as (`<slug>[bot]`), or None when GitHub will not say."""
+        try:
+            info = await self.app_info()
+        except Exception:  # noqa: BLE001 - only used to narrow a filter
+            logger.warning("could not read GET /app", exc_info=True)
+            return None
+        slug = info.get("slug")
+        return f"{slug}[bot]" if slug else None
+
+    async def blob(self, gh: GitHubClient, owner: str, repo: str, sha: str) -> bytes:
+        """A file's content by blob sha, from the cache or `GET .../git/blobs/{sha}`."""
+        cached = self.blobs.get(sha)
+        if cached is not None:
+            return cached
+        data = await gh.getitem(
+            "/repos/{owner}/{repo}/git/blobs/{sha}", {"owner": owner, "repo": repo, "sha": sha}
+        )
+        content = _decode_content(data)
+        self.blobs.put(sha, content)
+        return content
+
+
+def _decode_content(data: Mapping[str, Any]) -> bytes:
+    """The bytes of a blob or contents API answer (base64 by default)."""
+    raw = data.get("content") or ""
+    if data.get("encoding", "base64") == "base64":
+        return base64.b64decode(raw)
+    return str(raw).encode("utf-8")
+
+
+decode_content = _decode_content

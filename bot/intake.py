@@ -1,0 +1,145 @@
+"""Webhook intake: verify, deduplicate, acknowledge at once, dispatch in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import cachetools
+from aiohttp import web
+from gidgethub import BadRequest, ValidationFailure, routing, sansio
+
+logger = logging.getLogger(__name__)
+
+#: GitHub does not deliver payloads above 25 MB, so larger bodies are not from GitHub.
+MAX_BODY_BYTES = 25 * 1024 * 1024
+#: Redeliveries reuse X-GitHub-Delivery and are possible for 3 days (7 on GHES).
+SEEN_DELIVERIES_MAX = 50_000
+SEEN_DELIVERIES_TTL = 8 * 24 * 3600
+
+#: `dispatch(event, installation_id)` runs the routers for one verified delivery.
+Dispatch = Callable[[sansio.Event, int], Awaitable[None]]
+
+
+class BackgroundTasks:
+    """Fire-and-forget tasks that are still awaitable as a group (for shutdown and tests)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Awaitable[Any], *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def join(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def event_log_extra(event: sansio.Event) -> dict[str, Any]:
+    """The structured log fields of a delivery."""
+    data = event.data if isinstance(event.data, dict) else {}
+    extra: dict[str, Any] = {
+        "delivery": event.delivery_id,
+        "event": event.event,
+        "action": data.get("action"),
+        "installation": (data.get("installation") or {}).get("id"),
+        "repo": (data.get("repository") or {}).get("full_name"),
+    }
+    pull = data.get("pull_request") or data.get("issue")
+    if isinstance(pull, dict) and pull.get("number") is not None:
+        extra["pr"] = pull["number"]
+    return extra
+
+
+class WebhookIntake:
+    """The `POST /webhook` handler."""
+
+    def __init__(
+        self,
+        *,
+        secret: str,
+        router: routing.Router,
+        dispatch: Dispatch,
+        background: BackgroundTasks,
+    ) -> None:
+        self._secret = secret
+        self._router = router
+        self._dispatch = dispatch
+        self._background = background
+        self._seen: cachetools.TTLCache[str, bool] = cachetools.TTLCache(
+            maxsize=SEEN_DELIVERIES_MAX, ttl=SEEN_DELIVERIES_TTL
+        )
+
+    async def handle(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _answer(413, "payload too large")
+        signature = request.headers.get("x-hub-signature-256") or request.headers.get(
+            "x-hub-signature"
+        )
+        if not signature:
+            return _answer(401, "missing signature")
+        try:
+            sansio.validate_event(body, signature=signature, secret=self._secret)
+        except ValidationFailure:
+            logger.warning("webhook signature mismatch", extra=_header_extra(request))
+            return _answer(401, "bad signature")
+        if not request.headers.get("x-github-event") or not request.headers.get(
+            "x-github-delivery"
+        ):
+            return _answer(400, "missing X-GitHub-Event or X-GitHub-Delivery")
+        try:
+            event = sansio.Event.from_http(request.headers, body, secret=self._secret)
+        except (BadRequest, ValidationFailure, ValueError, UnicodeDecodeError):
+            return _answer(400, "body is not a JSON webhook payload")
+        if not isinstance(event.data, dict):
+            return _answer(400, "body is not a JSON object")
+        extra = event_log_extra(event)
+
+        if event.delivery_id in self._seen:
+            logger.info("redelivery ignored", extra=extra)
+            return _answer(200, "already seen")
+        self._seen[event.delivery_id] = True
+
+        if event.event == "ping":
+            logger.info("ping", extra={**extra, "zen": event.data.get("zen")})
+            return _answer(200, "pong")
+        if not self._router.fetch(event):
+            logger.debug("event not handled", extra=extra)
+            return _answer(200, "ignored")
+        installation_id = (event.data.get("installation") or {}).get("id")
+        if not isinstance(installation_id, int):
+            return _answer(400, "payload has no installation id")
+
+        logger.info("webhook accepted", extra=extra)
+        self._background.spawn(
+            self._run(event, installation_id, extra), name=f"delivery {event.delivery_id}"
+        )
+        return _answer(202, "accepted")
+
+    async def _run(self, event: sansio.Event, installation_id: int, extra: dict[str, Any]) -> None:
+        try:
+            await self._dispatch(event, installation_id)
+        except Exception:
+            logger.exception("webhook handler failed", extra=extra)
+
+
+def _header_extra(request: web.Request) -> dict[str, Any]:
+    return {
+        "delivery": request.headers.get("x-github-delivery"),
+        "event": request.headers.get("x-github-event"),
+    }
+
+
+def _answer(status: int, message: str) -> web.Response:
+    return web.json_response({"status": status, "message": message}, status=status)

@@ -1,0 +1,168 @@
+"""The web server: routes, startup and shutdown, and the `txaudit serve` entry point."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from gidgethub import sansio
+
+from bot import __version__
+from bot.audit import Auditor, EngineRunner
+from bot.github import GitHub, RetryPolicy, Sleep
+from bot.handlers import router
+from bot.intake import MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
+from bot.queue import AuditQueue, LocalAuditQueue
+from bot.settings import AppSettings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", AppSettings)
+QUEUE = web.AppKey("queue", AuditQueue)
+BACKGROUND = web.AppKey("background", BackgroundTasks)
+ENGINE = web.AppKey("engine", EngineRunner)
+GITHUB = web.AppKey("github", GitHub)
+AUDITOR = web.AppKey("auditor", Auditor)
+
+#: Timeouts of calls to GitHub (seconds); failures are retried by `bot.github`.
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
+
+
+def make_app(
+    settings: AppSettings,
+    *,
+    queue: AuditQueue | None = None,
+    engine: EngineRunner | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+) -> web.Application:
+    """Build the app; nothing starts until aiohttp runs its startup hooks."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[QUEUE] = queue if queue is not None else LocalAuditQueue(settings.max_audits)
+    app[BACKGROUND] = BackgroundTasks()
+    app[ENGINE] = engine if engine is not None else EngineRunner(settings.workers)
+    owns_engine = engine is None
+
+    async def dispatch(event: sansio.Event, installation_id: int) -> None:
+        gh = app[GITHUB].installation(installation_id)
+        await router.dispatch(event, gh, app[AUDITOR])
+
+    intake = WebhookIntake(
+        secret=settings.webhook_secret,
+        router=router,
+        dispatch=dispatch,
+        background=app[BACKGROUND],
+    )
+
+    async def github_context(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+            app[GITHUB] = GitHub(session, settings, retry=retry, sleep=sleep)
+            app[AUDITOR] = Auditor(
+                hub=app[GITHUB], settings=settings, queue=app[QUEUE], engine=app[ENGINE]
+            )
+            logger.info(
+                "txaudit started",
+                extra={
+                    "version": __version__,
+                    "api_url": settings.api_url,
+                    "app_id": settings.app_id,
+                },
+            )
+            yield
+            await app[BACKGROUND].join()
+            await app[QUEUE].close()  # running audits complete their check runs
+            if owns_engine:
+                app[ENGINE].close()
+
+    app.cleanup_ctx.append(github_context)
+    app.router.add_post("/webhook", intake.handle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/rules", rules_index)
+    app.router.add_get("/rules/{rule_id}", rule_doc)
+    return app
+
+
+async def wait_idle(app: web.Application) -> None:
+    """Wait until no delivery is being handled and no audit is queued or running."""
+    while True:
+        await app[BACKGROUND].join()
+        await app[QUEUE].join()
+        if not len(app[BACKGROUND]):
+            return
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def rules_index(request: web.Request) -> web.Response:
+    from rules import registry
+
+    rules = registry.all_rules()
+    lines = ["# txaudit rules", ""]
+    lines += [f"- [{r.id}]({r.id}) {r.name}: {r.summary}" for r in rules]
+    return _document(request, "txaudit rules", "\n".join(lines) + "\n")
+
+
+async def rule_doc(request: web.Request) -> web.Response:
+    from rules import registry
+
+    info = registry.get_rule(request.match_info["rule_id"])
+    if info is None:
+        raise web.HTTPNotFound(text="unknown rule\n")
+    return _document(request, f"{info.id} {info.name}", f"# {info.id} {info.name}\n\n{info.doc}")
+
+
+def _document(request: web.Request, title: str, markdown: str) -> web.Response:
+    """Markdown for tools, a plain HTML page for browsers."""
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "text/markdown" not in accept:
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title></head><body>"
+            f"<pre style='white-space: pre-wrap'>{html.escape(markdown)}</pre></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+    return web.Response(text=markdown, content_type="text/markdown")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """`time level logger message key=value ...`, the `extra=` fields included."""
+
+    _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {k: v for k, v in vars(record).items() if k not in self._STANDARD}
+        if fields:
+            line += " " + " ".join(f"{k}={_render(v)}" for k, v in fields.items() if v is not None)
+        return line
+
+
+def _render(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if (" " in text or not text) else text
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def run() -> None:
+    """Start the webhook server (`txaudit serve`, `python -m bot`)."""
+    try:
+        settings = AppSettings.from_env()
+    except SettingsError as exc:
+        print(f"txaudit: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging()
+    web.run_app(make_app(settings), port=settings.port, access_log=None, print=None)
