@@ -32,7 +32,9 @@ def _fresh_cache() -> None:
 def audit(tmp_path: Path) -> Callable[..., list[Finding]]:
     """audit(files, path, **index_kwargs) -> TX007 findings of `path`, with a disk index."""
 
-    def run(files: Tree, path: str, config: Config | None = None, **kwargs: object) -> list[Finding]:
+    def run(
+        files: Tree, path: str, config: Config | None = None, **kwargs: object
+    ) -> list[Finding]:
         write_tree(tmp_path, files)
         config = config or Config()
         index = ProjectIndex.from_disk(tmp_path, config, **kwargs)  # type: ignore[arg-type]

@@ -182,7 +182,10 @@ def test_static_and_class_methods(audit: Audit) -> None:
         "Passes `session` to `SitemapAdapter.submit_static` (app/services/sitemap_adapter.py:22), "
         "which rolls it back;"
     )
-    assert "(app/services/sitemap_adapter.py:26), which begins a transaction on it" in findings[1].message
+    assert (
+        "(app/services/sitemap_adapter.py:26), which begins a transaction on it"
+        in findings[1].message
+    )
 
 
 def test_keyword_passing(audit: Audit) -> None:
@@ -272,7 +275,9 @@ def test_reexport_in_package_init(audit: Audit) -> None:
             "await SitemapAdapter().submit(session, items)",
         ),
     }
-    assert "(app/services/sitemap_adapter.py:11)" in one(audit(files, "app/jobs/scheduler.py")).message
+    assert (
+        "(app/services/sitemap_adapter.py:11)" in one(audit(files, "app/jobs/scheduler.py")).message
+    )
 
 
 def test_module_level_instance(audit: Audit) -> None:
@@ -354,7 +359,9 @@ def test_callee_that_rebinds_its_parameter_is_not_reported(audit: Audit) -> None
                 async with get_background_session() as session:
                     await session.commit()
         """,
-        "app/jobs/scheduler.py": scheduler("from app.services.own import isolated", "await isolated(session)"),
+        "app/jobs/scheduler.py": scheduler(
+            "from app.services.own import isolated", "await isolated(session)"
+        ),
     }
     assert audit(files, "app/jobs/scheduler.py") == []
 
