@@ -42,13 +42,23 @@ def fake_audit_source(
             fix = Fix(number, number, "") if rule == "TX001" else None
             findings.append(
                 Finding(
-                    rule, name, severity, path, number, match.start() + 1, number,
-                    match.end() + 1, f"{name} here.", fix=fix, snippet=match.group(0),
+                    rule,
+                    name,
+                    severity,
+                    path,
+                    number,
+                    match.start() + 1,
+                    number,
+                    match.end() + 1,
+                    f"{name} here.",
+                    fix=fix,
+                    snippet=match.group(0),
                 )
             )
     relevant = bool(findings) or "get_background_session" in text
-    return FileResult(path=path, findings=tuple(findings), relevant=relevant,
-                      lines=len(text.splitlines()))
+    return FileResult(
+        path=path, findings=tuple(findings), relevant=relevant, lines=len(text.splitlines())
+    )
 
 
 def fake_apply_fixes(source: str, findings: object) -> str:

@@ -204,10 +204,7 @@ def test_fix_applies_autofixes_and_reports_the_rest(
     tree: Tree, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tree(
-        {
-            "job.py": "async def f():\n    async with s.begin(): pass\n"
-            "    await session.commit()\n"
-        }
+        {"job.py": "async def f():\n    async with s.begin(): pass\n    await session.commit()\n"}
     )
     assert main(["check", "--fix"]) == 1
     out = capsys.readouterr().out
@@ -231,9 +228,8 @@ def test_engine_crash_is_a_file_error_not_a_traceback(
     monkeypatch.setattr(local, "_engine", lambda: broken)
     assert main(["check", "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
-    assert doc["errors"] == [
-        {"path": "a.py", "message": "internal error: RecursionError: maximum recursion depth exceeded"}
-    ]
+    message = "internal error: RecursionError: maximum recursion depth exceeded"
+    assert doc["errors"] == [{"path": "a.py", "message": message}]
     assert doc["findings"][0]["path"] == "b.py"
 
 

@@ -92,7 +92,8 @@ def test_json_version_1_shape() -> None:
     }  # fmt: skip
     assert first["rule"] == "TX001" and first["severity"] == "error"
     assert first["path"] == "src/jobs.py" and (first["line"], first["column"]) == (41, 9)
-    assert first["guide"] == "Docs/tx guide.md#background-task-transaction-pattern-correct--critical"
+    anchor = "background-task-transaction-pattern-correct--critical"
+    assert first["guide"] == f"Docs/tx guide.md#{anchor}"
     assert first["fix"] == {"start_line": 41, "end_line": 43, "replacement": "    x = 1\n"}
     assert doc["findings"][1]["fix"] is None
     assert doc["errors"] == [{"path": "src/x.py", "message": "cannot read"}]
