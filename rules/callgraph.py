@@ -698,6 +698,22 @@ Loader = Callable[[str], "bytes | None"]
 AsyncFetcher = Callable[[str], Awaitable["bytes | None"]]
 
 
+class DiskLoader:
+    """`load(path)` for `ProjectIndex`: the file's bytes under `root` (picklable)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __call__(self, path: str) -> bytes | None:
+        file = self.root / path
+        try:
+            if file.stat().st_size > MAX_FILE_BYTES:
+                return None
+            return file.read_bytes()
+        except OSError:
+            return None
+
+
 class ProjectIndex:
     """The repository's Python modules, for following calls across files (TX007).
 
@@ -778,16 +794,17 @@ class ProjectIndex:
             prefix = "" if rel == "." else rel + "/"
             found.extend(prefix + f for f in filenames if f.endswith(".py"))
 
-        def load(path: str) -> bytes | None:
-            file = root / path
-            try:
-                if file.stat().st_size > MAX_FILE_BYTES:
-                    return None
-                return file.read_bytes()
-            except OSError:
-                return None
+        return cls(found, DiskLoader(root), max_modules=max_modules, config=config, root=root)
 
-        return cls(found, load, max_modules=max_modules, config=config, root=root)
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (the app hands the index to engine worker processes)."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # names <-> paths ---------------------------------------------------------------------
 
@@ -840,7 +857,6 @@ class ProjectIndex:
         against `max_modules`."""
         path = self.normalize(path)
         with self._lock:
-            self._given.add(path)
             self.missing.discard(path)
         self._summaries[path] = summarize(source, self.vocab) if source is not None else None
 
