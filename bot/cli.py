@@ -297,6 +297,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _write(text)
     else:
         try:
+            output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"{args.output}: cannot write the report: {exc.strerror}") from None
