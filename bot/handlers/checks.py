@@ -46,11 +46,13 @@ async def check_suite_rerequested(event: sansio.Event, gh: GitHubClient, auditor
     if not numbers:
         # Fork pull requests: `pull_requests` is empty, so read our runs' external_id.
         async for run in gh.getiter(
-            "/repos/{owner}/{repo}/check-suites/{id}/check-runs?check_name={name}&per_page=100",
-            {"owner": owner, "repo": repo, "id": suite["id"], "name": CHECK_NAME},
+            "/repos/{owner}/{repo}/commits/{sha}/check-runs"
+            "?check_name={name}&filter=all&per_page=100",
+            {"owner": owner, "repo": repo, "sha": suite["head_sha"], "name": CHECK_NAME},
             iterable_key="check_runs",
         ):
-            numbers |= _from_external_id(run.get("external_id"), event)
+            if await auditor.is_our_app(run.get("app")):
+                numbers |= _from_external_id(run.get("external_id"), event)
     if not numbers:
         numbers = await _numbers_for_commit(gh, owner, repo, suite["head_sha"], event)
     await _reaudit(event, gh, auditor, numbers)

@@ -1,0 +1,44 @@
+"""The real txaudit server against the shared fake GitHub (`app_client`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from app_helpers import FAST_RETRY, Harness, engine_ready, settings_for, stub_engine
+from fakegithub import FakeGitHub
+
+from bot.server import make_app
+
+
+@pytest.fixture
+async def make_app_client(aiohttp_client: Any) -> Any:
+    """Factory: `harness = await make_app_client(fake, **settings_overrides)`."""
+
+    async def make(fake: FakeGitHub, **overrides: Any) -> Harness:
+        sleeps: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+
+        app = make_app(settings_for(fake, **overrides), retry=FAST_RETRY, sleep=sleep)
+        client = await aiohttp_client(app)
+        return Harness(client=client, app=app, fake=fake, sleeps=sleeps)
+
+    return make
+
+
+@pytest.fixture
+async def app_client(make_app_client: Any, fake_github: FakeGitHub) -> AsyncIterator[Harness]:
+    """The txaudit server configured against the `fake_github` fixture."""
+    harness = await make_app_client(fake_github)
+    yield harness
+    await harness.settle()
+
+
+@pytest.fixture(autouse=True)
+def engine_until_it_lands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until rules.engine lands, a stub stands in for it (TX002 on `session.commit()`)."""
+    if not engine_ready():
+        monkeypatch.setattr("bot.audit._engine_audit", stub_engine)
