@@ -602,7 +602,11 @@ class Auditor:
 
     async def _post_review(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
         request = state.request
-        url_vars = {"owner": request.owner, "repo": request.repo, "number": request.number}
+        url_vars: dict[str, str | int] = {
+            "owner": request.owner,
+            "repo": request.repo,
+            "number": request.number,
+        }
         url = "/repos/{owner}/{repo}/pulls/{number}/reviews"
         comments = list(outcome.comments)
         body = outcome.review_body or "txaudit found new findings on changed lines."

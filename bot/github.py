@@ -179,11 +179,11 @@ class GitHubClient(gh_aiohttp.GitHubAPI):
                 await hub.tokens.get(self.installation_id, refresh=True, stale=token)
                 attempt -= 1
                 continue
-            delay = self._retry_delay(status, response_headers, data, attempt)
-            if delay is None or attempt >= policy.attempts:
+            wait = self._retry_delay(status, response_headers, data, attempt)
+            if wait is None or attempt >= policy.attempts:
                 return status, response_headers, data
-            self._log_retry(method, url, attempt, delay, reason=str(status))
-            await self.sleep(delay)
+            self._log_retry(method, url, attempt, wait, reason=str(status))
+            await self.sleep(wait)
 
     async def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
