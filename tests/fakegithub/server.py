@@ -219,22 +219,20 @@ class FakeGitHub(GitHubState):
 
     def verify_jwt(self, token: str) -> App:
         """Verify an app JWT like GitHub: RS256 by the app's key, ``iss``, ``iat``/``exp``."""
+        # PyJWS checks only the signature: PyJWT's claim checks would reject an integer ``iss``,
+        # which GitHub accepts (the app id as a number).
+        jws = jwt.PyJWS()
         try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+            header = jws.get_unverified_header(token)
+            claims = json.loads(jws.decode(token, options={"verify_signature": False}))
+        except (jwt.PyJWTError, ValueError) as exc:
             raise ApiError(401, "A JSON web token could not be decoded") from exc
-        issuer = str(claims.get("iss", ""))
+        issuer = str(claims.get("iss", "")) if isinstance(claims, dict) else ""
         app = next((a for a in self.apps.values() if issuer in (str(a.id), a.client_id)), None)
         if app is None or header.get("alg") != "RS256":
             raise ApiError(401, "A JSON web token could not be decoded")
         try:
-            jwt.decode(
-                token,
-                app.public_key_pem,
-                algorithms=["RS256"],
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-            )
+            jws.decode(token, app.public_key_pem, algorithms=["RS256"])
         except jwt.PyJWTError as exc:
             raise ApiError(401, "A JSON web token could not be decoded") from exc
         now = self.clock.now()

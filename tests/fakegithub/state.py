@@ -463,12 +463,14 @@ class Repo:
 
         ``files`` maps paths to new contents (``str``/``bytes``, :class:`Symlink`,
         :class:`Submodule`) or ``None`` to delete. The tree starts from ``parent`` (default: the
-        tip of ``branch`` if it exists) unless ``replace`` is true. Paths in ``executable`` get mode
+        tip of ``branch``, or of the default branch for a new branch) unless ``replace`` is true.
+        Paths in ``executable`` get mode
         100755. Open pull requests whose head is ``branch`` follow it (like a push).
         """
         parent_sha = parent.sha if isinstance(parent, Commit) else parent
         if parent_sha is None and branch is not None:
-            parent_sha = self.branches.get(branch)
+            # like ``git checkout -b``: a new branch starts from the default branch
+            parent_sha = self.branches.get(branch, self.branches.get(self.default_branch))
         entries: dict[str, Entry] = {}
         if parent_sha is not None and not replace:
             entries = dict(self.objects[parent_sha].entries)
