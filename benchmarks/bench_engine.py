@@ -219,7 +219,7 @@ def measure(args: argparse.Namespace, corpus: Corpus) -> dict[str, object]:
         lambda: local.audit_files(files, project.config, root=project.root, jobs=None),
     )
     results["parallel_s"] = seconds
-    results["parallel_findings"] = sum(len(r.findings) for r in parallel)  # type: ignore[attr-defined]
+    results["parallel_findings"] = sum(len(r.findings) for r in parallel)  # type: ignore[attr-defined, misc]
 
     if args.subprocess:
         exe = shutil.which("txaudit")
