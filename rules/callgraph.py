@@ -18,6 +18,7 @@ Three layers, all pure code (no network; only `ProjectIndex.from_disk` reads the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import re
@@ -294,15 +295,106 @@ class _Block:
         self.func = func
 
 
-class SummaryBuilder(cst.CSTVisitor):
-    """Collects a `ModuleSummary` in one traversal (no metadata needed during the visit).
+#: Fields that never lead to a call, a binding or a block (whitespace, punctuation, types).
+_SKIP_FIELDS = frozenset(
+    {
+        "lpar",
+        "rpar",
+        "comma",
+        "colon",
+        "semicolon",
+        "leading_lines",
+        "lines_after_decorators",
+        "header",
+        "footer",
+        "trailing_whitespace",
+        "newline",
+        "equal",
+        "dot",
+        "first_colon",
+        "second_colon",
+        "lbrace",
+        "rbrace",
+        "lbracket",
+        "rbracket",
+        "operator",
+        "asynchronous",
+        "default_indent",
+        "default_newline",
+        "encoding",
+        "has_trailing_newline",
+        "empty_lines",
+        "comment",
+        "indent",
+        "leading_whitespace",
+        "posonly_ind",
+        "trailing_comma",
+        "separator",
+        "relative",
+        "annotation",
+        "returns",
+        "type_parameters",
+        "decorators",
+        "star",
+        "conversion",
+        "format_spec",
+    }
+)
+#: Per node type: fields not worth walking into besides `_SKIP_FIELDS`.
+_SKIP_BY_TYPE: Mapping[type[cst.CSTNode], frozenset[str]] = {
+    cst.FunctionDef: frozenset({"name", "params"}),
+    cst.ClassDef: frozenset({"name", "bases", "keywords"}),
+    cst.Lambda: frozenset({"params"}),
+}
+#: Node types whose children are never walked.
+_OPAQUE: frozenset[type[cst.CSTNode]] = frozenset(
+    {
+        cst.Name,
+        cst.SimpleString,
+        cst.FormattedString,
+        cst.ConcatenatedString,
+        cst.Integer,
+        cst.Float,
+        cst.Imaginary,
+        cst.Annotation,
+        cst.Parameters,
+        cst.Import,
+        cst.ImportFrom,
+        cst.Comment,
+        cst.EmptyLine,
+        cst.Pass,
+        cst.Break,
+        cst.Continue,
+        cst.Ellipsis,
+    }
+)
+_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
 
-    Lines are attached afterwards by `finish`, which computes positions only when the module
-    has something that needs one.
+
+def _child_fields(kind: type[cst.CSTNode]) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        skip = _SKIP_BY_TYPE.get(kind, frozenset())
+        names = tuple(
+            f.name
+            for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+            if f.name not in _SKIP_FIELDS
+            and f.name not in skip
+            and not f.name.startswith("whitespace")
+        )
+        _FIELDS[kind] = names
+    return names
+
+
+class SummaryBuilder:
+    """Collects a `ModuleSummary` in one walk of a libcst tree (`run`).
+
+    A plain recursive walk over the fields that matter (libcst's own visitor rebuilds every
+    node, which costs as much as the parse). Lines are attached by `finish`, which computes
+    positions only when the module has something that needs one.
     """
 
     def __init__(self, module: cst.Module, vocab: Vocab) -> None:
-        super().__init__()
         self.module = module
         self.vocab = vocab
         self._factories = frozenset(vocab.session_factories)
@@ -318,6 +410,29 @@ class SummaryBuilder(cst.CSTVisitor):
         self.sites: list[tuple[cst.Call, CallShape, ArgRef, str, str | None]] = []
         #: (receiver, attr) -> how many such calls the module has, for cheap line lookup.
         self._manage_calls: dict[tuple[str, str], list[cst.Call]] = {}
+
+    def run(self) -> ModuleSummary:
+        """Walk the module and build the summary (without positions from the caller)."""
+        self._walk(self.module)
+        return self.finish()
+
+    def _walk(self, node: cst.CSTNode) -> None:
+        kind = type(node)
+        enter = _ENTER.get(kind)
+        if enter is not None:
+            enter(self, node)
+        if kind not in _OPAQUE:
+            for name in _child_fields(kind):
+                value = getattr(node, name)
+                if isinstance(value, cst.CSTNode):
+                    self._walk(value)
+                elif isinstance(value, tuple | list):
+                    for item in value:
+                        if isinstance(item, cst.CSTNode):
+                            self._walk(item)
+        leave = _LEAVE.get(kind)
+        if leave is not None:
+            leave(self, node)
 
     # scopes ------------------------------------------------------------------------------
 
@@ -642,6 +757,17 @@ class SummaryBuilder(cst.CSTVisitor):
         return found
 
 
+_ENTER: dict[type[cst.CSTNode], Callable[[SummaryBuilder, cst.CSTNode], None]] = {
+    getattr(cst, name[len("visit_") :]): getattr(SummaryBuilder, name)
+    for name in dir(SummaryBuilder)
+    if name.startswith("visit_")
+}
+_LEAVE: dict[type[cst.CSTNode], Callable[[SummaryBuilder, cst.CSTNode], None]] = {
+    getattr(cst, name[len("leave_") :]): getattr(SummaryBuilder, name)
+    for name in dir(SummaryBuilder)
+    if name.startswith("leave_")
+}
+
 _CACHE: LRUCache[tuple[bytes, Vocab], ModuleSummary | None] = LRUCache(maxsize=4096)
 _CACHE_LOCK = threading.Lock()
 #: How many summaries were computed (not served from the cache); tests and benchmarks read it.
@@ -653,7 +779,7 @@ def summarize_tree(
 ) -> ModuleSummary:
     """Summarise an already parsed module (the engine's tree and positions, when it has them)."""
     builder = SummaryBuilder(module, vocab)
-    module.visit(builder)
+    builder._walk(module)
     STATS["computed"] += 1
     return builder.finish(positions)
 
