@@ -190,6 +190,9 @@ def stub_engine(source: bytes, path: str, config: Any, project: object | None) -
 
     findings = []
     scope = "<module>"
+    severity = config.severity_for("TX002", Severity.ERROR, path)
+    if severity is Severity.OFF:
+        return FileResult(path=path)
     for number, line in enumerate(source.decode().splitlines(), start=1):
         if line.startswith("async def ") or line.startswith("def "):
             scope = line.split("def ", 1)[1].split("(", 1)[0]
@@ -199,7 +202,7 @@ def stub_engine(source: bytes, path: str, config: Any, project: object | None) -
                 Finding(
                     rule="TX002",
                     name="borrowed-session-commit",
-                    severity=Severity.ERROR,
+                    severity=severity,
                     path=path,
                     line=number,
                     column=column + 1,
