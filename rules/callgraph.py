@@ -115,6 +115,10 @@ class Manage:
     param: str
     action: str  # "commit" | "rollback" | "begin"
     line: int
+    #: For a constructor that stores the parameter (`self.session = session`): the method
+    #: that manages `self.<attr>`, and the attribute.
+    method: str | None = None
+    attr: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +291,9 @@ class _Class:
         self.methods: dict[str, str] = {}
         self.attrs: dict[str, Dotted] = {}
         self.attr_conflicts: set[str] = set()
+        #: `self.x = <parameter>` in `__init__`, and the first `self.x.commit()` in a method.
+        self.param_attrs: dict[str, str] = {}
+        self.attr_manages: dict[str, tuple[str, str, cst.Call]] = {}
 
 
 class _Block:
@@ -568,6 +575,8 @@ class SummaryBuilder:
             and isinstance(owner := self._scopes[-2], _Class)
         ):
             attr = target.attr.value
+            if isinstance(value, cst.Name) and value.value in func.param_names:
+                owner.param_attrs[attr] = value.value
             if called is None or owner.attrs.get(attr, called) != called:
                 owner.attr_conflicts.add(attr)
             else:
@@ -654,6 +663,18 @@ class SummaryBuilder:
             self._manage_calls.setdefault(key, []).append(node)
             if func is not None and key[0] in func.param_names:
                 func.manages.append((key[0], key[1], node))
+        elif (
+            isinstance(callee, cst.Attribute)
+            and callee.attr.value in MANAGE_ACTIONS
+            and isinstance(callee.value, cst.Attribute)
+            and isinstance(callee.value.value, cst.Name)
+            and callee.value.value.value == "self"
+        ):
+            attr = callee.value.attr.value
+            self._manage_calls.setdefault((f"self.{attr}", callee.attr.value), []).append(node)
+            owner = self._scopes[-2] if len(self._scopes) >= 2 else None
+            if func is not None and isinstance(owner, _Class) and owner.registered:
+                owner.attr_manages.setdefault(attr, (func.qualname, callee.attr.value, node))
         if not node.args:
             return
         passed = list(_passed_names(node))
@@ -682,6 +703,7 @@ class SummaryBuilder:
         """Build the summary; `positions` (from PositionProvider) is computed here if needed."""
         lines: dict[int, int] = {}
         wanted = [call for f in self.functions for (_, _, call) in f.manages]
+        wanted += [call for k in self.classes.values() for (_, _, call) in k.attr_manages.values()]
         if positions is None and wanted:
             lines = self._manage_lines_by_text()
         if positions is None and (self.sites or any(id(c) not in lines for c in wanted)):
@@ -697,6 +719,13 @@ class SummaryBuilder:
             for param, action, call in f.manages:
                 if param not in rebound and param not in manages:
                     manages[param] = Manage(param, action, lines.get(id(call), 0))
+            owner = self.classes.get(f.class_name) if f.class_name else None
+            if owner is not None and f.qualname == f"{owner.name}.__init__":
+                for attr, param in owner.param_attrs.items():
+                    if attr in owner.attr_manages and param not in rebound | manages.keys():
+                        method, action, call = owner.attr_manages[attr]
+                        line = lines.get(id(call), 0)
+                        manages[param] = Manage(param, action, line, method, attr)
             functions[f.qualname] = FunctionSummary(
                 qualname=f.qualname,
                 kind=f.kind,
@@ -1328,7 +1357,10 @@ class Resolver:
         if func is not None:
             for manage in func.manages:
                 if manage.param == target.param:
-                    result = Chain((target,), manage.action, manage.line)
+                    hops: tuple[Target, ...] = (target,)
+                    if manage.method is not None:  # stored by the constructor
+                        hops += (Target(target.path, manage.method, f"self.{manage.attr}"),)
+                    result = Chain(hops, manage.action, manage.line)
                     break
             if result is None and depth < MAX_DEPTH:
                 for forward in func.forwards:
@@ -1354,18 +1386,30 @@ class Violation:
 
     def message(self) -> str:
         """One sentence naming the callee, and the file and line where the session is managed."""
-        last = self.chain.hops[-1]
+        hops = list(self.chain.hops)
         verb = MANAGE_ACTIONS[self.chain.action]
-        where = f"`{last.qualname}` ({last.path}:{self.chain.line})"
-        first = self.chain.hops[0]
-        if len(self.chain.hops) == 1:
-            route = f"to {where}"
+        stored = hops[-1].param.startswith("self.") and len(hops) >= 2
+        if stored:  # `C(session)` keeps it as `self.x`; a method of C manages it
+            last = hops.pop()
+            keeper = hops[-1].qualname.removesuffix(".__init__")
+            where = f"`{keeper}`, which keeps it as `{last.param}` and `{last.qualname}` "
+            where += f"({last.path}:{self.chain.line})"
+            if len(hops) == 1:
+                route = f"to {where}"
+            else:
+                via = "".join(f" through `{hop.qualname}`" for hop in hops[1:-1])
+                route = f"to `{hops[0].qualname}`, which passes it on{via} to {where}"
         else:
-            via = ", ".join(f"`{hop.qualname}`" for hop in self.chain.hops[1:-1])
-            route = f"to `{first.qualname}`, which passes it on" + (
-                f" through {via}" if via else ""
-            )
-            route += f" to {where}"
+            last = hops[-1]
+            where = f"`{last.qualname}` ({last.path}:{self.chain.line})"
+            if len(hops) == 1:
+                route = f"to {where}"
+            else:
+                via = ", ".join(f"`{hop.qualname}`" for hop in hops[1:-1])
+                route = f"to `{hops[0].qualname}`, which passes it on" + (
+                    f" through {via}" if via else ""
+                )
+                route += f" to {where}"
         return (
             f"Passes `{self.site.name}` {route}, which {verb}; "
             "the block that owns the session must own its transaction."

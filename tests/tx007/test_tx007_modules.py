@@ -472,3 +472,37 @@ def test_module_cap_cuts_the_search(tmp_path) -> None:  # type: ignore[no-untype
     full = ProjectIndex.from_disk(tmp_path, Config(), max_modules=Config().max_callee_modules)
     assert len(check_tx007(source, "app/jobs/scheduler.py", Config(), full)) == 1
     assert not full.limit_hit
+
+
+def test_constructor_that_keeps_the_session(audit: Audit) -> None:
+    files = {
+        **PKG,
+        "app/services/repo.py": """
+            class Repo:
+                def __init__(self, session, name="x"):
+                    self.session = session
+                    self.name = name
+
+                async def save(self, item):
+                    self.session.add(item)
+                    await self.session.commit()
+
+
+            class ReadOnly:
+                def __init__(self, session):
+                    self.session = session
+
+                async def load(self):
+                    await self.session.flush()
+        """,
+        "app/jobs/scheduler.py": scheduler(
+            "from app.services.repo import ReadOnly, Repo",
+            "repo = Repo(session)\nawait repo.save(items)\nawait ReadOnly(session).load()",
+        ),
+    }
+    finding = one(audit(files, "app/jobs/scheduler.py"))
+    assert finding.line == 7
+    assert finding.message.startswith(
+        "Passes `session` to `Repo`, which keeps it as `self.session` and `Repo.save` "
+        "(app/services/repo.py:8), which commits it;"
+    )
