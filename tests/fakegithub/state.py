@@ -464,8 +464,8 @@ class Repo:
         ``files`` maps paths to new contents (``str``/``bytes``, :class:`Symlink`,
         :class:`Submodule`) or ``None`` to delete. The tree starts from ``parent`` (default: the
         tip of ``branch``, or of the default branch for a new branch) unless ``replace`` is true.
-        Paths in ``executable`` get mode
-        100755. Open pull requests whose head is ``branch`` follow it (like a push).
+        Paths in ``executable`` get mode 100755. Open pull requests whose head is ``branch``
+        follow it (like a push).
         """
         parent_sha = parent.sha if isinstance(parent, Commit) else parent
         if parent_sha is None and branch is not None:
@@ -795,6 +795,37 @@ class GitHubState:
         comment = IssueComment(self.next_id(), repo.full_name, number, user, body, now, now, app_id)
         self.issue_comments[comment.id] = comment
         return comment
+
+    def create_check_run(
+        self,
+        repo: Repo,
+        head_sha: str,
+        name: str = "ci",
+        *,
+        app: App | None = None,
+        status: str = "completed",
+        conclusion: str | None = "success",
+        **fields: Any,
+    ) -> CheckRun:
+        """Store a check run directly (e.g. another app's run, for ``check_run.created``)."""
+        app = app or self.app
+        suite_id = self.check_suites.setdefault((repo.full_name, app.id, head_sha), self.next_id())
+        now = self.clock.iso()
+        run = CheckRun(
+            id=self.next_id(),
+            repo=repo.full_name,
+            app_id=app.id,
+            name=name,
+            head_sha=head_sha,
+            check_suite_id=suite_id,
+            status=status,
+            conclusion=conclusion if status == "completed" else None,
+            started_at=now,
+            completed_at=now if status == "completed" else None,
+            **fields,
+        )
+        self.check_runs[run.id] = run
+        return run
 
     # -- reading state (test side) ----------------------------------------------------------------
 
