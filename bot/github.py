@@ -54,14 +54,14 @@ class RetryPolicy:
 
 
 class _ConditionalCache(cachetools.LRUCache[str, Any]):
-    """gidgethub's ETag cache, minus blob reads (those are cached by sha in `BlobCache`).
+    """gidgethub's ETag cache, minus blobs and trees (immutable; cached by sha elsewhere).
 
     gidgethub keys the cache by URL only, ignoring Accept and token, so never read the same
     URL with two media types through it.
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if "/git/blobs/" in key:
+        if "/git/blobs/" in key or "/git/trees/" in key:
             return
         super().__setitem__(key, value)
 
