@@ -55,21 +55,23 @@ Dotted = tuple[str, ...]
 # --- summaries -----------------------------------------------------------------------------
 
 
+_FACTORIES = ("get_background_session",)
+_DEPENDENCIES = ("get_db_session", "get_session", "get_db")
+
+
 @dataclass(frozen=True, slots=True)
 class Vocab:
     """The configuration a summary depends on (which blocks own a session)."""
 
-    session_factories: tuple[str, ...] = ("get_background_session",)
-    request_session_dependencies: tuple[str, ...] = ("get_db_session", "get_session", "get_db")
+    session_factories: tuple[str, ...] = _FACTORIES
+    request_session_dependencies: tuple[str, ...] = _DEPENDENCIES
 
     @classmethod
     def from_config(cls, config: object) -> Vocab:
         """Take the two lists from a `rules.config.Config` (or anything with those attributes)."""
         return cls(
-            tuple(getattr(config, "session_factories", cls.session_factories)),
-            tuple(
-                getattr(config, "request_session_dependencies", cls.request_session_dependencies)
-            ),
+            tuple(getattr(config, "session_factories", _FACTORIES)),
+            tuple(getattr(config, "request_session_dependencies", _DEPENDENCIES)),
         )
 
 
