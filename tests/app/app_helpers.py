@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from fakegithub import FakeGitHub, PullRequest, Repo, render
+from fakegithub import FakeGitHub, PullRequest, payloads
 
 from bot.github import RetryPolicy
 from bot.server import AUDITOR, ENGINE, GITHUB, wait_idle
@@ -19,10 +16,6 @@ from bot.settings import AppSettings
 
 #: Retries stay as in production, minus the waiting.
 FAST_RETRY = RetryPolicy(mutation_interval=0.0)
-
-
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -51,7 +44,7 @@ class Harness:
         if delivery is not False:
             headers["x-github-delivery"] = delivery or str(uuid.uuid4())
         if signature == "sign":
-            headers["x-hub-signature-256"] = sign(body, self.fake.webhook_secret)
+            headers["x-hub-signature-256"] = payloads.sign(body, self.fake.webhook_secret)
         elif signature is not None:
             headers["x-hub-signature-256"] = signature
         return await self.client.post("/webhook", data=body, headers=headers)
@@ -64,9 +57,10 @@ class Harness:
         delivery: str | None = None,
         settle: bool = True,
     ) -> Any:
-        """POST a signed webhook; by default wait until the app is idle again."""
-        body = json.dumps(payload).encode()
-        response = await self.post_raw(body, event=event, delivery=delivery)
+        """POST a signed webhook as GitHub does; by default wait until the app is idle."""
+        response = await payloads.deliver(
+            self.client, event, payload, self.fake.webhook_secret, delivery_id=delivery
+        )
         if settle:
             await self.settle()
         return response
@@ -74,61 +68,24 @@ class Harness:
     async def settle(self) -> None:
         await wait_idle(self.app)
 
-    # -- payloads ---------------------------------------------------------------------
+    # -- payloads (tests/fakegithub/payloads.py) ----------------------------------------
 
-    def _common(self, repo: Repo, sender: str) -> dict[str, Any]:
-        return {
-            "repository": render.repository(self.fake, repo),
-            "installation": {"id": self.fake.installation_id, "node_id": "MDIz"},
-            "sender": render.user(self.fake, sender),
-        }
-
-    def pr_event(
-        self, action: str, pr: PullRequest, *, sender: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        payload = {
-            "action": action,
-            "number": pr.number,
-            "pull_request": render.pull_request(self.fake, pr),
-        }
-        payload.update(extra)
-        payload.update(self._common(pr.repo, sender or pr.user))
-        return payload
+    def pr_event(self, action: str, pr: PullRequest, **kwargs: Any) -> dict[str, Any]:
+        return payloads.pull_request_event(self.fake, pr, action, **kwargs)
 
     def comment_event(
         self, issue: Any, body: str, *, user: str = "alice", action: str = "created"
     ) -> dict[str, Any]:
+        """A human (or bot) `user` comments `body` on `issue`."""
         comment = issue.repo.add_comment(issue.number, body, user=user)
-        payload = {
-            "action": action,
-            "issue": render.issue(self.fake, issue),
-            "comment": render.issue_comment(self.fake, comment),
-        }
-        payload.update(self._common(issue.repo, user))
-        return payload
+        return payloads.issue_comment_event(self.fake, comment, action)
 
-    def check_run_event(
-        self, action: str, run: Any, *, sender: str = "alice", **extra: Any
-    ) -> dict[str, Any]:
-        payload = {"action": action, "check_run": render.check_run(self.fake, run)}
-        payload.update(extra)
-        payload.update(self._common(self.fake.repo(run.repo), sender))
-        return payload
+    def check_run_event(self, action: str, run: Any, **kwargs: Any) -> dict[str, Any]:
+        return payloads.check_run_event(self.fake, run, action, **kwargs)
 
-    def check_suite_event(self, action: str, run: Any, *, sender: str = "alice") -> dict[str, Any]:
-        rendered = render.check_run(self.fake, run)
-        suite = {
-            "id": run.check_suite_id,
-            "head_branch": rendered["check_suite"]["head_branch"],
-            "head_sha": run.head_sha,
-            "status": "completed",
-            "conclusion": run.conclusion,
-            "app": rendered["app"],
-            "pull_requests": rendered["pull_requests"],
-        }
-        payload = {"action": action, "check_suite": suite}
-        payload.update(self._common(self.fake.repo(run.repo), sender))
-        return payload
+    def check_suite_event(self, action: str, run: Any) -> dict[str, Any]:
+        repo = self.fake.repo(run.repo)
+        return payloads.check_suite_event(self.fake, repo, run.head_sha, action)
 
     # -- reading the app ----------------------------------------------------------------
 

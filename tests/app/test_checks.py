@@ -33,14 +33,10 @@ async def test_check_run_rerequested_reaudits(app_client: Harness) -> None:
 
 async def test_requested_action_reaudit(app_client: Harness) -> None:
     _, pr, run = await audited_pr(app_client)
-    payload = app_client.check_run_event(
-        "requested_action", run, requested_action={"identifier": "reaudit"}
-    )
+    payload = app_client.check_run_event("requested_action", run, identifier="reaudit")
     await app_client.deliver("check_run", payload)
     assert len(app_client.fake.runs_for(pr.head_sha)) == 2
-    other = app_client.check_run_event(
-        "requested_action", run, requested_action={"identifier": "something-else"}
-    )
+    other = app_client.check_run_event("requested_action", run, identifier="something-else")
     await app_client.deliver("check_run", other)
     assert len(app_client.fake.runs_for(pr.head_sha)) == 2
 
