@@ -808,9 +808,10 @@ def _anchor(pr: PullRequest, comment: dict[str, Any]) -> tuple[FileDiff, Hunk, s
             raise _review_error("Pull request review thread position is invalid")
     if not isinstance(line, int):
         raise _review_error("Pull request review thread line must be part of the diff")
-    hunk = next((h for h in hunks if line in (h.right if side == "RIGHT" else h.left)), None)
-    if hunk is None:
+    found = next((h for h in hunks if line in (h.right if side == "RIGHT" else h.left)), None)
+    if found is None:
         raise _review_error("Pull request review thread line must be part of the diff")
+    hunk = found
     start_line = comment.get("start_line")
     if start_line is not None:
         start_side = comment.get("start_side") or side

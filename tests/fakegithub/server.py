@@ -370,6 +370,8 @@ class FakeGitHub(GitHubState):
                 )
                 response = err.response()
             counted = route != "GET /rate_limit"
+            if bucket is None:  # authentication failed: GitHub still sends rate-limit headers
+                bucket = self._bucket_for(request)
             if (
                 request.method == "GET"
                 and response.status == 200
