@@ -418,6 +418,48 @@ async def get_commit(request: web.Request) -> web.Response:
     return json_response(data)
 
 
+async def compare_commits(request: web.Request) -> web.Response:
+    """GET /repos/{o}/{r}/compare/{base}...{head}: three-dot comparison with files."""
+    from .gitdata import diff_commits
+
+    fake = _fake(request)
+    repo = _repo(request)
+    base_ref, sep, head_ref = request.match_info["spec"].partition("...")
+    if not sep:
+        raise ApiError(404, "Not Found")
+    base, head = repo.resolve(base_ref), repo.resolve(head_ref)
+    if base is None or head is None:
+        raise ApiError(404, "Not Found")
+    probe = PullRequest(0, repo, "", "", "", base_sha=base.sha, head_sha=head.sha)
+    merge_base = repo.objects[probe.merge_base()]
+    ahead = [repo.objects[s] for s in probe.commit_shas()]
+    behind = PullRequest(0, repo, "", "", "", base_sha=head.sha, head_sha=base.sha).commit_shas()
+    files = diff_commits(merge_base, head)
+    status = (
+        "identical"
+        if base.sha == head.sha
+        else ("ahead" if not behind else ("behind" if not ahead else "diverged"))
+    )
+    return json_response(
+        {
+            "url": f"{fake.url}/repos/{repo.full_name}/compare/{base_ref}...{head_ref}",
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": len(behind),
+            "total_commits": len(ahead),
+            "base_commit": render.commit(fake, repo, base),
+            "merge_base_commit": render.commit(fake, repo, merge_base),
+            "commits": [render.commit(fake, repo, c) for c in ahead[:250]],
+            "files": [render.diff_entry(fake, repo, head.sha, f) for f in files[:300]],
+        }
+    )
+
+
+async def get_user(request: web.Request) -> web.Response:
+    """GET /users/{login} (e.g. to learn the id of ``<slug>[bot]``)."""
+    return json_response(render.user(_fake(request), request.match_info["login"]))
+
+
 # ---------------------------------------------------------------------------------------------
 # contents, blobs, trees
 # ---------------------------------------------------------------------------------------------
@@ -1136,6 +1178,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/installation/repositories", list_installation_repos, "token"),
     ("DELETE", "/installation/token", revoke_installation_token, "token"),
     ("GET", "/rate_limit", get_rate_limit, "any"),
+    ("GET", "/users/{login}", get_user, "any"),
     ("GET", REPO, get_repository, "token"),
     ("GET", REPO + "/pulls", list_pulls, "token"),
     ("GET", REPO + r"/pulls/comments/{id:\d+}", get_review_comment, "token"),
@@ -1152,6 +1195,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", REPO + "/commits/{sha}/pulls", list_commit_pulls, "token"),
     ("GET", REPO + "/commits/{ref:.+}/check-runs", list_check_runs_for_ref, "token"),
     ("GET", REPO + "/commits/{ref:.+}", get_commit, "token"),
+    ("GET", REPO + "/compare/{spec:.+}", compare_commits, "token"),
     ("GET", REPO + "/contents/{path:.*}", get_contents, "token"),
     ("GET", REPO + "/git/blobs/{sha}", get_blob, "token"),
     ("GET", REPO + "/git/trees/{sha:.+}", get_tree, "token"),

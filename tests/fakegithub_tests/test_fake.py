@@ -290,6 +290,15 @@ async def test_push_synchronizes_and_outdates_comments(
     assert by_path["app/new.py"]["line"] == 1
 
 
+async def test_compare_and_users(fake_github: FakeGitHub, gh: GitHubAPI) -> None:
+    _, pr = make_pr(fake_github)
+    cmp = await gh.getitem(f"/repos/acme/payments/compare/main...{pr.head_sha}")
+    assert (cmp["status"], cmp["ahead_by"], cmp["behind_by"]) == ("ahead", 1, 0)
+    assert {f["filename"] for f in cmp["files"]} == {"app/models.py", "app/new.py"}
+    bot = await gh.getitem("/users/{login}", {"login": "txaudit[bot]"})
+    assert bot["type"] == "Bot"
+
+
 # -- contents, blobs, trees ------------------------------------------------------------------------
 
 
