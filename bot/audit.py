@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import cachetools
@@ -40,7 +40,7 @@ from bot.patch import PatchLines, parse_patch
 from bot.queue import CLOSED, SUPERSEDED, AuditJob, AuditQueue
 from bot.settings import AppSettings
 from rules.config import CONFIG_PATHS, Config, ConfigError, parse_config_text
-from rules.model import FileResult
+from rules.model import FileResult, Severity
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +142,9 @@ class EngineRunner:
         project: object | None = None,
     ) -> FileResult:
         key = (blob_sha, path, config_key)
-        if project is None:
-            cached = self._results.get(key)
-            if cached is not None:
-                return cached
+        cached = self._results.get(key)
+        if cached is not None:
+            return cached
         self.runs += 1
         loop = asyncio.get_running_loop()
         call = partial(_engine_audit, source, path, config, project)
@@ -156,8 +155,7 @@ class EngineRunner:
             raise AuditFailure(
                 f"the rule engine's worker process died while auditing {path}"
             ) from None
-        if project is None:
-            self._results[key] = result
+        self._results[key] = result
         return result
 
     def _reset(self) -> None:
@@ -228,7 +226,7 @@ class Auditor:
         self.settings = settings
         self.queue = queue
         self.engine = engine
-        self._tree_modes: cachetools.LRUCache[tuple[str, str], dict[str, tuple[str, int]]] = (
+        self._trees: cachetools.LRUCache[tuple[str, str], dict[str, TreeEntry]] = (
             cachetools.LRUCache(maxsize=64)
         )
 
@@ -355,16 +353,16 @@ class Auditor:
             )
         wanted = [e for e in entries if _wanted(e, config)]
         state.step = "reading the changed files"
-        modes = await self._tree_modes_for(gh, request, state.head_sha) if wanted else {}
-        fetched = await asyncio.gather(
-            *(self._fetch(gh, request, entry, modes) for entry in wanted)
-        )
-        # TX007: fetch the modules the changed code calls into, at the head.
-        state.step = "fetching callee modules"
-        project = await self._callee_modules(gh, state, fetched)
+        tree = await self._python_tree(gh, request, state.head_sha) if wanted else {}
+        fetched = await asyncio.gather(*(self._fetch(gh, request, entry, tree) for entry in wanted))
+        # TX007: fetch the modules that the changed code calls into, at the head.
+        state.step = "fetching the modules the changed code calls"
+        project = await self._callee_modules(gh, state, fetched, tree, notes)
         # 4. The rules, off the event loop.
         state.step = "running the rules"
         key = config_key(config)
+        if project is not None:  # TX007 results depend on the other modules at this head
+            key = f"{key}@{state.head_sha}"
         files = await asyncio.gather(
             *(self._run_engine(item, config, key, project) for item in fetched)
         )
@@ -457,16 +455,16 @@ class Auditor:
             )
         ]
 
-    async def _tree_modes_for(
+    async def _python_tree(
         self, gh: GitHubClient, request: AuditRequest, head_sha: str
-    ) -> dict[str, tuple[str, int]]:
-        """path -> (mode, size) of the Python entries of the head tree (best effort).
+    ) -> dict[str, TreeEntry]:
+        """path -> (mode, size, sha) of the Python entries of the head tree (best effort).
 
-        The diff entries carry no mode, and a symlink's blob is its target path, so
-        the tree tells symlinks and submodules apart from files.
+        The diff entries carry no mode, and a symlink's blob is its target path, so the
+        tree tells symlinks and submodules apart from files; TX007 needs its paths.
         """
         key = (request.full_name, head_sha)
-        cached = self._tree_modes.get(key)
+        cached = self._trees.get(key)
         if cached is not None:
             return cached
         try:
@@ -480,20 +478,22 @@ class Auditor:
                 extra={**request_extra(request), "status": exc.status_code},
             )
             return {}
-        modes = {
-            item["path"]: (str(item.get("mode", "")), int(item.get("size") or 0))
+        entries = {
+            item["path"]: TreeEntry(
+                str(item.get("mode", "")), int(item.get("size") or 0), str(item.get("sha", ""))
+            )
             for item in tree.get("tree", ())
             if isinstance(item, dict) and str(item.get("path", "")).endswith(PYTHON_SUFFIXES)
         }
-        self._tree_modes[key] = modes
-        return modes
+        self._trees[key] = entries
+        return entries
 
     async def _fetch(
         self,
         gh: GitHubClient,
         request: AuditRequest,
         entry: Mapping[str, Any],
-        modes: Mapping[str, tuple[str, int]],
+        tree: Mapping[str, TreeEntry],
     ) -> _Fetched:
         path = entry["filename"]
         patch = entry.get("patch")
@@ -501,7 +501,7 @@ class Auditor:
         base = _Fetched(
             path=path, status=entry.get("status", "modified"), patch=lines, sha=entry["sha"]
         )
-        mode, size = modes.get(path, ("", 0))
+        mode, size, _ = tree.get(path, _UNKNOWN_ENTRY)
         if mode == MODE_SYMLINK:
             return base.skip("a symbolic link; its target is audited where it lives")
         if mode == MODE_SUBMODULE:
@@ -519,16 +519,45 @@ class Auditor:
         return base.with_content(content)
 
     async def _callee_modules(
-        self, gh: GitHubClient, state: _State, fetched: Sequence[_Fetched]
+        self,
+        gh: GitHubClient,
+        state: _State,
+        fetched: Sequence[_Fetched],
+        tree: Mapping[str, TreeEntry],
+        notes: list[str],
     ) -> object | None:
-        """The TX007 project index for this audit, or None.
+        """The TX007 `rules.callgraph.ProjectIndex` of the head, fed with the modules that the
+        changed files call into (at most `max_callee_modules`), or None when TX007 is off."""
+        config = state.config
+        audited = [item for item in fetched if item.content is not None]
+        if not audited or config.max_callee_modules == 0 or not _tx007_enabled(config):
+            return None
+        from rules.callgraph import ProjectIndex
 
-        TODO(TX007): build a `rules.callgraph.ProjectIndex` from the changed files, ask it
-        which modules their calls resolve to, fetch those (at `state.head_sha`, through
-        `self.hub.blob` / the contents API, at most `state.config.max_callee_modules`) and
-        return the index; the engine receives it as `audit_source(..., project=index)`.
-        """
-        return None
+        paths = set(tree) | {item.path for item in audited}
+        index = ProjectIndex(paths, max_modules=config.max_callee_modules, config=config)
+        for item in audited:
+            index.add_source(item.path, item.content)
+        request = state.request
+
+        async def fetch(path: str) -> bytes | None:
+            entry = tree.get(path)
+            if entry is None or entry.mode in (MODE_SYMLINK, MODE_SUBMODULE):
+                return None
+            if entry.size > MAX_FILE_BYTES:
+                return None
+            try:
+                return await self.hub.blob(gh, request.owner, request.repo, entry.sha)
+            except BadRequest:
+                return None
+
+        await index.prefetch([item.path for item in audited], fetch)
+        if index.limit_hit:
+            notes.append(
+                f"TX007 followed calls into at most {config.max_callee_modules} modules "
+                f"(`max_callee_modules`); {len(index.skipped)} more were not followed."
+            )
+        return index
 
     async def _run_engine(
         self, item: _Fetched, config: Config, key: str, project: object | None
@@ -650,6 +679,25 @@ class Auditor:
                 "rate_reset": (limit.reset_datetime.isoformat() if limit is not None else None),
             },
         )
+
+
+class TreeEntry(NamedTuple):
+    """A blob of the head tree."""
+
+    mode: str
+    size: int
+    sha: str
+
+
+_UNKNOWN_ENTRY = TreeEntry("", 0, "")
+
+
+def _tx007_enabled(config: Config) -> bool:
+    if config.rules.get("TX007", None) is not Severity.OFF:
+        return True
+    return any(
+        "TX007" in o.rules and o.rules["TX007"] is not Severity.OFF for o in config.overrides
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from app_helpers import Harness, helper_source
+from app_helpers import Harness, engine_ready, helper_source
 from fakegithub import FakeGitHub, Symlink
 
 import bot.audit
@@ -469,3 +469,57 @@ async def _until(condition, timeout: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.01)
+
+
+# --- TX007: modules the changed code calls into -------------------------------------------
+
+SCHEDULER = """\
+from app.adapter import Adapter
+from app.db import get_background_session
+
+
+async def run_batch():
+    async with get_background_session() as session:
+        await Adapter().submit(session)
+"""
+
+ADAPTER = """\
+class Adapter:
+    async def submit(self, session):
+        session.add(object())
+        await session.commit()
+"""
+
+
+async def test_tx007_fetches_callee_modules_at_head(app_client: Harness) -> None:
+    fake = app_client.fake
+    base = {
+        "app/__init__.py": "",
+        "app/db.py": "def get_background_session(): ...\n",
+        "app/adapter.py": ADAPTER,
+        "app/unrelated.py": "X = 1\n",
+    }
+    _, pr = make_pr(fake, {"app/scheduler.py": SCHEDULER}, base_files=base)
+    await opened(app_client, pr)
+    [run] = fake.runs_for(pr.head_sha)
+    assert run.status == "completed"
+    head = fake.repo("acme/payments").objects[pr.head_sha].entries
+    fetched = {
+        r.path.rsplit("/", 1)[1] for r in fake.log.calls("GET /repos/{o}/{r}/git/blobs/{sha}")
+    }
+    assert head["app/adapter.py"].sha in fetched
+    assert head["app/unrelated.py"].sha not in fetched
+    if engine_ready():
+        assert any(a["title"].startswith("TX007") for a in run.annotations), run.annotations
+
+
+async def test_tx007_off_fetches_nothing_more(app_client: Harness) -> None:
+    fake = app_client.fake
+    base = {
+        ".github/txaudit.yml": "rules:\n  TX007: off\n",
+        "app/__init__.py": "",
+        "app/adapter.py": ADAPTER,
+    }
+    _, pr = make_pr(fake, {"app/scheduler.py": SCHEDULER}, base_files=base)
+    await opened(app_client, pr)
+    assert fake.log.count("GET /repos/{o}/{r}/git/blobs/{sha}") == 1
