@@ -332,6 +332,7 @@ class Auditor:
             {"owner": request.owner, "repo": request.repo},
             data=_new_check_run(request, pull, state.head_sha),
         )
+        await self._complete_orphans(gh, state)
         # 2. The config, from the base commit.
         state.step = "reading the configuration from the base commit"
         try:
@@ -617,8 +618,43 @@ class Auditor:
         )
         state.check_run = None  # completed: never touch it again
 
+    async def _complete_orphans(self, gh: GitHubClient, state: _State) -> None:
+        """Complete our earlier runs on this head that nobody will finish (best effort).
+
+        A server killed mid-audit, or a create that GitHub answered 5xx after all and that
+        was retried, leaves a run `in_progress`; a required check would wait on it forever.
+        """
+        request = state.request
+        mine = (state.check_run or {}).get("id")
+        try:
+            async for run in gh.getiter(
+                "/repos/{owner}/{repo}/commits/{sha}/check-runs"
+                "?check_name={name}&status=in_progress&filter=all&per_page=100",
+                {
+                    "owner": request.owner,
+                    "repo": request.repo,
+                    "sha": state.head_sha,
+                    "name": CHECK_NAME,
+                },
+                iterable_key="check_runs",
+            ):
+                if run.get("id") == mine or not await self.is_our_app(run.get("app")):
+                    continue
+                orphan = _State(request, state.pull, state.head_sha, state.extra, check_run=run)
+                await self._complete(gh, orphan, cancelled_outcome("a newer audit of this commit"))
+                logger.info(
+                    "completed an orphaned check run", extra={**state.extra, "run": run["id"]}
+                )
+        except HTTPException as exc:
+            logger.warning(
+                "could not look for orphaned check runs",
+                extra={**state.extra, "status": int(exc.status_code)},
+            )
+
     async def _finish_quietly(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
         """Complete the check run after a failure; log (never raise) if even that fails."""
+        if state.check_run is None:
+            return
         try:
             await self._complete(gh, state, outcome)
         except Exception:

@@ -523,3 +523,18 @@ async def test_tx007_off_fetches_nothing_more(app_client: Harness) -> None:
     _, pr = make_pr(fake, {"app/scheduler.py": SCHEDULER}, base_files=base)
     await opened(app_client, pr)
     assert fake.log.count("GET /repos/{o}/{r}/git/blobs/{sha}") == 1
+
+
+async def test_orphaned_in_progress_run_of_the_same_head_is_completed(app_client: Harness) -> None:
+    fake = app_client.fake
+    _, pr = make_pr(fake, {PATH: helper_source(1)})
+    # A server killed mid-audit left this run in progress.
+    fake.faults.add(route="PATCH /repos/{o}/{r}/check-runs/{id}", status=500, times=None)
+    await opened(app_client, pr)
+    [orphan] = fake.runs_for(pr.head_sha)
+    assert orphan.status == "in_progress"
+    fake.faults.clear()
+    await app_client.deliver("pull_request", app_client.pr_event("reopened", pr))
+    orphan_now, new = fake.runs_for(pr.head_sha)
+    assert orphan_now.status == "completed" and orphan_now.conclusion == "cancelled"
+    assert new.conclusion == "failure"
