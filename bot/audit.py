@@ -342,31 +342,8 @@ class Auditor:
             await self._complete(gh, state, config_error_outcome(str(exc)))
             return
         config = state.config
-        # 3. Changed files and their contents at the head.
-        state.step = "listing the changed files"
-        entries = await self._changed_files(gh, request)
         notes: list[str] = []
-        listed_max = int(pull.get("changed_files") or 0)
-        if listed_max > len(entries) and len(entries) >= MAX_LISTED_FILES:
-            notes.append(
-                f"GitHub lists only {MAX_LISTED_FILES} of the {listed_max} changed files; "
-                "the rest were not audited (run `txaudit diff` locally)."
-            )
-        wanted = [e for e in entries if _wanted(e, config)]
-        state.step = "reading the changed files"
-        tree = await self._python_tree(gh, request, state.head_sha) if wanted else {}
-        fetched = await asyncio.gather(*(self._fetch(gh, request, entry, tree) for entry in wanted))
-        # TX007: fetch the modules that the changed code calls into, at the head.
-        state.step = "fetching the modules the changed code calls"
-        project = await self._callee_modules(gh, state, fetched, tree, notes)
-        # 4. The rules, off the event loop.
-        state.step = "running the rules"
-        key = config_key(config)
-        if project is not None:  # TX007 results depend on the other modules at this head
-            key = f"{key}@{state.head_sha}"
-        files = await asyncio.gather(
-            *(self._run_engine(item, config, key, project) for item in fetched)
-        )
+        files = await self._audited_files(gh, state, notes)
         # 6 (first half): what the app already said on this pull request.
         state.step = "reading earlier review comments"
         existing = await self._existing_fingerprints(gh, request)
@@ -410,6 +387,36 @@ class Auditor:
             await self._post_review(gh, state, outcome)
 
     # -- steps ---------------------------------------------------------------------------
+
+    async def _audited_files(
+        self, gh: GitHubClient, state: _State, notes: list[str]
+    ) -> list[AuditedFile]:
+        """Steps 3 and 4: the changed Python files at the head, through the engine."""
+        request, config = state.request, state.config
+        state.step = "listing the changed files"
+        entries = await self._changed_files(gh, request)
+        listed_max = int(state.pull.get("changed_files") or 0)
+        if listed_max > len(entries) and len(entries) >= MAX_LISTED_FILES:
+            notes.append(
+                f"GitHub lists only {MAX_LISTED_FILES} of the {listed_max} changed files; "
+                "the rest were not audited (run `txaudit diff` locally)."
+            )
+        wanted = [e for e in entries if _wanted(e, config)]
+        state.step = "reading the changed files"
+        tree = await self._python_tree(gh, request, state.head_sha) if wanted else {}
+        fetched = await asyncio.gather(*(self._fetch(gh, request, entry, tree) for entry in wanted))
+        # TX007: fetch the modules that the changed code calls into, at the head.
+        state.step = "fetching the modules the changed code calls"
+        project = await self._callee_modules(gh, state, fetched, tree, notes)
+        state.step = "running the rules"
+        key = config_key(config)
+        if project is not None:  # TX007 results depend on the other modules at this head
+            key = f"{key}@{state.head_sha}"
+        return list(
+            await asyncio.gather(
+                *(self._run_engine(item, config, key, project) for item in fetched)
+            )
+        )
 
     async def _read_config(self, gh: GitHubClient, request: AuditRequest, ref: str) -> Config:
         for path in CONFIG_PATHS:
