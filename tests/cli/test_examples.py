@@ -31,7 +31,7 @@ WHERE = {
     "ORM002": "routers/jobs.py",
     "ORM003": "repositories/raw_reports.py",
     "TXA00": "repositories/raw_reports.py",
-    "TXA01": "repositories/raw_reports.py",
+    "TXA01": "schedulers/cleanup_scheduler.py",
 }
 
 
