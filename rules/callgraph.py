@@ -29,10 +29,9 @@ from pathlib import Path
 
 import libcst as cst
 from cachetools import LRUCache
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from rules.config import Config
-from rules.model import Finding, Severity
+from rules.model import Finding
 
 #: Session methods that manage a transaction, and how a message says it.
 MANAGE_ACTIONS: Mapping[str, str] = {
@@ -69,9 +68,11 @@ class Vocab:
     @classmethod
     def from_config(cls, config: object) -> Vocab:
         """Take the two lists from a `rules.config.Config` (or anything with those attributes)."""
+        factories = getattr(config, "session_factories", _FACTORIES)
+        dependencies = getattr(config, "request_session_dependencies", _DEPENDENCIES)
         return cls(
-            tuple(getattr(config, "session_factories", _FACTORIES)),
-            tuple(getattr(config, "request_session_dependencies", _DEPENDENCIES)),
+            tuple(name.rsplit(".", 1)[-1] for name in factories),
+            tuple(name.rsplit(".", 1)[-1] for name in dependencies),
         )
 
 
@@ -173,18 +174,17 @@ class ClassSummary:
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A call inside an owned-session block that passes the session (`name`) on."""
+    """A call inside an owned-session block that passes the session (`name`) on.
+
+    The engine's TX007 rule finds call sites with the shared vocabulary (`rules.context`);
+    these are what `ProjectIndex.modules_needed` uses to know what to prefetch.
+    """
 
     shape: CallShape
     arg: ArgRef
     name: str
     #: Qualified name of the enclosing function (None at module level).
     function: str | None
-    line: int
-    column: int  # 1-based
-    end_line: int
-    end_column: int  # 1-based, exclusive
-    snippet: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,7 @@ def _dotted(expr: cst.BaseExpression) -> Dotted | None:
     return None
 
 
-def _shape(func: cst.BaseExpression) -> CallShape | None:
+def call_shape(func: cst.BaseExpression) -> CallShape | None:
     dotted = _dotted(func)
     if dotted is not None:
         return CallShape(dotted)
@@ -219,7 +219,7 @@ def _shape(func: cst.BaseExpression) -> CallShape | None:
     return None
 
 
-def _passed_names(call: cst.Call) -> Iterator[tuple[str, ArgRef]]:
+def passed_names(call: cst.Call) -> Iterator[tuple[str, ArgRef]]:
     """(name, where) for every argument of `call` that is a bare name."""
     position = 0
     known = True
@@ -399,12 +399,13 @@ class SummaryBuilder:
     """Collects a `ModuleSummary` in one walk of a libcst tree (`run`).
 
     A plain recursive walk over the fields that matter (libcst's own visitor rebuilds every
-    node, which costs as much as the parse). Lines are attached by `finish`, which computes
-    positions only when the module has something that needs one.
+    node, which costs as much as the parse). `finish` adds the line of each commit/rollback/
+    begin (by a text scan, else the engine's targeted positions).
     """
 
-    def __init__(self, module: cst.Module, vocab: Vocab) -> None:
+    def __init__(self, module: cst.Module, vocab: Vocab, text: str | None = None) -> None:
         self.module = module
+        self.text = text
         self.vocab = vocab
         self._factories = frozenset(vocab.session_factories)
         self._deps = frozenset(vocab.request_session_dependencies)
@@ -416,16 +417,18 @@ class SummaryBuilder:
         self.classes: dict[str, _Class] = {}
         self.instances: dict[str, Dotted] = {}
         self.instance_conflicts: set[str] = set()
-        self.sites: list[tuple[cst.Call, CallShape, ArgRef, str, str | None]] = []
+        self.sites: list[Site] = []
+        #: id(FunctionDef) -> qualified name, for the engine rule to find its function.
+        self.node_qualnames: dict[int, str] = {}
         #: (receiver, attr) -> how many such calls the module has, for cheap line lookup.
         self._manage_calls: dict[tuple[str, str], list[cst.Call]] = {}
 
     def run(self) -> ModuleSummary:
-        """Walk the module and build the summary (without positions from the caller)."""
-        self._walk(self.module)
+        """Walk the module and build its summary."""
+        self.walk(self.module)
         return self.finish()
 
-    def _walk(self, node: cst.CSTNode) -> None:
+    def walk(self, node: cst.CSTNode) -> None:
         kind = type(node)
         enter = _ENTER.get(kind)
         if enter is not None:
@@ -434,11 +437,11 @@ class SummaryBuilder:
             for name in _child_fields(kind):
                 value = getattr(node, name)
                 if isinstance(value, cst.CSTNode):
-                    self._walk(value)
+                    self.walk(value)
                 elif isinstance(value, tuple | list):
                     for item in value:
                         if isinstance(item, cst.CSTNode):
-                            self._walk(item)
+                            self.walk(item)
         leave = _LEAVE.get(kind)
         if leave is not None:
             leave(self, node)
@@ -497,6 +500,7 @@ class SummaryBuilder:
             self._is_session_dependency(p.default) for p in (*params.params, *params.kwonly_params)
         )
         func = _Func(qualname, kind, class_name, tuple(plist), is_route)
+        self.node_qualnames[id(node)] = qualname
         self._scopes.append(func)
 
     def _is_session_dependency(self, default: cst.BaseExpression | None) -> bool:
@@ -679,10 +683,10 @@ class SummaryBuilder:
                 owner.attr_manages.setdefault(attr, (func.qualname, callee.attr.value, node))
         if not node.args:
             return
-        passed = list(_passed_names(node))
+        passed = list(passed_names(node))
         if not passed:
             return
-        shape = _shape(callee)
+        shape = call_shape(callee)
         if shape is None:
             return
         if func is not None:
@@ -696,24 +700,23 @@ class SummaryBuilder:
             for name, ref in passed:
                 if name == block.name:
                     seen.add(name)
-                    self.sites.append((node, shape, ref, name, func.qualname if func else None))
+                    self.sites.append(Site(shape, ref, name, func.qualname if func else None))
                     break
 
     # result ------------------------------------------------------------------------------
 
-    def finish(self, positions: Mapping[cst.CSTNode, CodeRange] | None = None) -> ModuleSummary:
-        """Build the summary; `positions` (from PositionProvider) is computed here if needed."""
-        lines: dict[int, int] = {}
+    def finish(self) -> ModuleSummary:
+        """Build the summary, with the line of every commit/rollback/begin it records."""
         wanted = [call for f in self.functions for (_, _, call) in f.manages]
         wanted += [call for k in self.classes.values() for (_, _, call) in k.attr_manages.values()]
-        if positions is None and wanted:
-            lines = self._manage_lines_by_text()
-        if positions is None and (self.sites or any(id(c) not in lines for c in wanted)):
-            positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(
-                PositionProvider
+        lines = self._manage_lines_by_text(self.text) if wanted and self.text is not None else {}
+        missing = [call for call in wanted if id(call) not in lines]
+        if missing:
+            from rules.positions import resolve_spans
+
+            lines.update(
+                (key, span.line) for key, span in resolve_spans(self.module, missing).items()
             )
-        if positions is not None:
-            lines.update((id(c), positions[c].start.line) for c in wanted)
         functions: dict[str, FunctionSummary] = {}
         for f in self.functions:
             rebound = f.conflicts & f.param_names
@@ -739,24 +742,6 @@ class SummaryBuilder:
                 local_names=frozenset(f.local_names),
                 imports=dict(f.imports),
             )
-        sites: list[Site] = []
-        for call, shape, ref, name, scope in self.sites:
-            assert positions is not None
-            where = positions[call]
-            snippet = " ".join(self.module.code_for_node(call).split())
-            sites.append(
-                Site(
-                    shape,
-                    ref,
-                    name,
-                    scope,
-                    where.start.line,
-                    where.start.column + 1,
-                    where.end.line,
-                    where.end.column + 1,
-                    snippet[:200],
-                )
-            )
         classes = {
             name: ClassSummary(
                 name,
@@ -767,16 +752,15 @@ class SummaryBuilder:
             for name, k in self.classes.items()
         }
         return ModuleSummary(
-            dict(self.imports), functions, classes, dict(self.instances), tuple(sites)
+            dict(self.imports), functions, classes, dict(self.instances), tuple(self.sites)
         )
 
-    def _manage_lines_by_text(self) -> dict[int, int]:
+    def _manage_lines_by_text(self, code: str) -> dict[int, int]:
         """Lines of `name.commit(` style calls found by scanning the text.
 
         Exact when the k-th such call in the tree is the k-th textual match (same count);
         otherwise those calls are left out and `finish` falls back to computing positions.
         """
-        code = self.module.code
         found: dict[int, int] = {}
         for (receiver, attr), calls in self._manage_calls.items():
             pattern = re.compile(rf"(?<![\w.]){re.escape(receiver)}\s*\.\s*{attr}\s*\(")
@@ -805,36 +789,39 @@ _CACHE_LOCK = threading.Lock()
 STATS = {"computed": 0}
 
 
-def summarize_tree(
-    module: cst.Module, vocab: Vocab, positions: Mapping[cst.CSTNode, CodeRange] | None = None
-) -> ModuleSummary:
-    """Summarise an already parsed module (the engine's tree and positions, when it has them)."""
-    builder = SummaryBuilder(module, vocab)
-    builder._walk(module)
+def summarize_tree(module: cst.Module, vocab: Vocab, text: str | None = None) -> ModuleSummary:
+    """Summarise an already parsed module (`text`, its source, makes lines cheaper)."""
+    builder = SummaryBuilder(module, vocab, text)
+    builder.walk(module)
     STATS["computed"] += 1
-    return builder.finish(positions)
+    return builder.finish()
 
 
-def summarize(
-    source: bytes,
-    vocab: Vocab = Vocab(),
-    *,
-    module: cst.Module | None = None,
-    positions: Mapping[cst.CSTNode, CodeRange] | None = None,
-) -> ModuleSummary | None:
-    """The summary of a module's bytes (None if it does not parse), cached by content hash.
+def parse_source(source: bytes) -> tuple[cst.Module, str] | None:
+    """Parse a module the way the engine does (decoding, CPython pre-check against
+    pathological nesting): (tree, text), or None when it cannot be analysed."""
+    from rules.engine import _decode, _parse
 
-    Pass `module` (and `positions`) when the tree is already parsed, to avoid a second parse.
-    """
+    text = _decode(source)
+    if not isinstance(text, str):
+        return None
+    parsed = _parse(text)
+    return (parsed, text) if isinstance(parsed, cst.Module) else None
+
+
+def summarize(source: bytes, vocab: Vocab = Vocab()) -> ModuleSummary | None:
+    """The summary of a module's bytes (None if it does not parse), cached by the SHA-1 of
+    the bytes (and the vocabulary)."""
     key = (hashlib.sha1(source).digest(), vocab)
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    result: ModuleSummary | None
+    result: ModuleSummary | None = None
     try:
-        tree = module if module is not None else cst.parse_module(source)
-        result = summarize_tree(tree, vocab, positions)
-    except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
+        parsed = parse_source(source)
+        if parsed is not None:
+            result = summarize_tree(parsed[0], vocab, parsed[1])
+    except (RecursionError, MemoryError):
         result = None
     with _CACHE_LOCK:
         _CACHE[key] = result
@@ -1379,43 +1366,31 @@ class Resolver:
         return result
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One TX007 call site and the chain that manages the session."""
-
-    site: Site
-    chain: Chain
-
-    def message(self) -> str:
-        """One sentence naming the callee, and the file and line where the session is managed."""
-        hops = list(self.chain.hops)
-        verb = MANAGE_ACTIONS[self.chain.action]
-        stored = hops[-1].param.startswith("self.") and len(hops) >= 2
-        if stored:  # `C(session)` keeps it as `self.x`; a method of C manages it
-            last = hops.pop()
-            keeper = hops[-1].qualname.removesuffix(".__init__")
-            where = f"`{keeper}`, which keeps it as `{last.param}` and `{last.qualname}` "
-            where += f"({last.path}:{self.chain.line})"
-            if len(hops) == 1:
-                route = f"to {where}"
-            else:
-                via = "".join(f" through `{hop.qualname}`" for hop in hops[1:-1])
-                route = f"to `{hops[0].qualname}`, which passes it on{via} to {where}"
-        else:
-            last = hops[-1]
-            where = f"`{last.qualname}` ({last.path}:{self.chain.line})"
-            if len(hops) == 1:
-                route = f"to {where}"
-            else:
-                via = ", ".join(f"`{hop.qualname}`" for hop in hops[1:-1])
-                route = f"to `{hops[0].qualname}`, which passes it on" + (
-                    f" through {via}" if via else ""
-                )
-                route += f" to {where}"
-        return (
-            f"Passes `{self.site.name}` {route}, which {verb}; "
-            "the block that owns the session must own its transaction."
-        )
+def describe(name: str, chain: Chain) -> str:
+    """The TX007 message: one sentence naming the callee, and the file and line where the
+    session is committed, rolled back or begun."""
+    hops = list(chain.hops)
+    verb = MANAGE_ACTIONS[chain.action]
+    if hops[-1].param.startswith("self.") and len(hops) >= 2:
+        # `C(session)` keeps it as `self.x`; a method of C manages it
+        last = hops.pop()
+        keeper = hops[-1].qualname.removesuffix(".__init__")
+        where = f"`{keeper}`, which keeps it as `{last.param}` and `{last.qualname}` "
+        where += f"({last.path}:{chain.line})"
+    else:
+        last = hops[-1]
+        where = f"`{last.qualname}` ({last.path}:{chain.line})"
+    if len(hops) == 1:
+        route = f"to {where}"
+    else:
+        via = ", ".join(f"`{hop.qualname}`" for hop in hops[1:-1])
+        route = f"to `{hops[0].qualname}`, which passes it on"
+        route += f" through {via}" if via else ""
+        route += f" to {where}"
+    return (
+        f"Passes `{name}` {route}, which {verb}; "
+        "the block that owns the session must own its transaction."
+    )
 
 
 def callee_violations(
@@ -1423,69 +1398,37 @@ def callee_violations(
     path: str,
     index: ProjectIndex | None = None,
     sites: Sequence[Site] | None = None,
-) -> list[Violation]:
-    """The TX007 violations among a module's call sites (all of them unless `sites` given)."""
+) -> list[tuple[Site, Chain]]:
+    """The call sites of a module (all of them unless `sites` is given) whose callee
+    manages the session, with the chain that leads there."""
     if index is not None:
         path = index.normalize(path)
     resolver = Resolver(summary, path, index)
-    result: list[Violation] = []
-    seen: set[tuple[int, int]] = set()
+    result: list[tuple[Site, Chain]] = []
     for site in summary.sites if sites is None else sites:
-        if (site.line, site.column) in seen:
-            continue
         func = summary.functions.get(site.function) if site.function else None
         target = resolver.resolve(path, site.shape, func, site.arg)
-        if target is None:
-            continue
-        chain = resolver.chain(target)
+        chain = resolver.chain(target) if target is not None else None
         if chain is not None:
-            seen.add((site.line, site.column))
-            result.append(Violation(site, chain))
+            result.append((site, chain))
     return result
 
 
-def quick_reject(source: bytes, vocab: Vocab) -> bool:
-    """True when a module cannot contain a TX007 call site (no factory name, no `.begin(`)."""
-    if b"begin" in source:
-        return False
-    return not any(name.encode() in source for name in vocab.session_factories)
-
-
-# --- the rule, standalone ------------------------------------------------------------------
-
 RULE_ID = "TX007"
-RULE_NAME = "callee-manages-transaction"
-
-
-def violation_finding(violation: Violation, path: str, severity: Severity) -> Finding:
-    """The `Finding` for one violation, at the call site."""
-    site = violation.site
-    return Finding(
-        rule=RULE_ID,
-        name=RULE_NAME,
-        severity=severity,
-        path=path,
-        line=site.line,
-        column=site.column,
-        end_line=site.end_line,
-        end_column=site.end_column,
-        message=violation.message(),
-        scope=site.function or "<module>",
-        snippet=site.snippet,
-    )
 
 
 def check_tx007(
     module_source: bytes, path: str, config: Config, index: ProjectIndex | None = None
 ) -> list[Finding]:
-    """TX007 findings of one module; `index` lets calls be followed into other modules."""
-    severity = config.severity_for(RULE_ID, Severity.ERROR, path)
-    if severity is Severity.OFF:
-        return []
-    vocab = Vocab.from_config(config)
-    if quick_reject(module_source, vocab):
-        return []
-    summary = summarize(module_source, vocab)
-    if summary is None or not summary.sites:
-        return []
-    return [violation_finding(v, path, severity) for v in callee_violations(summary, path, index)]
+    """TX007 findings of one module through the engine; `index` follows calls out of it."""
+    from rules.engine import audit_source
+
+    result = audit_source(module_source, path, config, project=index)
+    return [f for f in result.findings if f.rule == RULE_ID]
+
+
+def quick_reject(source: bytes, vocab: Vocab) -> bool:
+    """True when a module cannot contain a TX007 call site (no factory name, no `begin`)."""
+    if b"begin" in source:
+        return False
+    return not any(name.encode() in source for name in vocab.session_factories)
