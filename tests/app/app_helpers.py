@@ -115,7 +115,7 @@ def settings_for(fake: FakeGitHub, **overrides: Any) -> AppSettings:
     return AppSettings(**values)
 
 
-# --- the engine ------------------------------------------------------------------------
+# --- sample code ---------------------------------------------------------------------
 
 
 def helper_source(count: int = 1, *, start: int = 0) -> str:
@@ -128,46 +128,3 @@ def helper_source(count: int = 1, *, start: int = 0) -> str:
             "    await session.commit()\n"
         )
     return "".join(chunks)
-
-
-def engine_ready() -> bool:
-    from rules.config import Config
-    from rules.engine import audit_source
-
-    try:
-        audit_source(b"x = 1\n", "a.py", Config())
-    except NotImplementedError:
-        return False
-    return True
-
-
-def stub_engine(source: bytes, path: str, config: Any, project: object | None) -> Any:
-    """Stands in for rules.engine until it lands: TX002 on each `session.commit()` line."""
-    from rules.model import FileResult, Finding, Severity
-
-    findings = []
-    scope = "<module>"
-    severity = config.severity_for("TX002", Severity.ERROR, path)
-    if severity is Severity.OFF:
-        return FileResult(path=path)
-    for number, line in enumerate(source.decode().splitlines(), start=1):
-        if line.startswith("async def ") or line.startswith("def "):
-            scope = line.split("def ", 1)[1].split("(", 1)[0]
-        column = line.find("session.commit()")
-        if column >= 0:
-            findings.append(
-                Finding(
-                    rule="TX002",
-                    name="borrowed-session-commit",
-                    severity=severity,
-                    path=path,
-                    line=number,
-                    column=column + 1,
-                    end_line=number,
-                    end_column=len(line) + 1,
-                    message="Helper commits the caller's session.",
-                    scope=scope,
-                    snippet=line.strip(),
-                )
-            )
-    return FileResult(path=path, findings=tuple(findings))

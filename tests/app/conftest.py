@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from app_helpers import FAST_RETRY, Harness, engine_ready, settings_for, stub_engine
+from app_helpers import FAST_RETRY, Harness, settings_for
 from fakegithub import FakeGitHub
 
 from bot.server import make_app
@@ -35,10 +35,3 @@ async def app_client(make_app_client: Any, fake_github: FakeGitHub) -> AsyncIter
     harness = await make_app_client(fake_github)
     yield harness
     await harness.settle()
-
-
-@pytest.fixture(autouse=True)
-def engine_until_it_lands(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until rules.engine lands, a stub stands in for it (TX002 on `session.commit()`)."""
-    if not engine_ready():
-        monkeypatch.setattr("bot.audit._engine_audit", stub_engine)
