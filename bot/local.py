@@ -121,17 +121,26 @@ def load_project(first_path: Path, config_file: Path | None, cwd: Path) -> Proje
     start = start.resolve()
     git_root = _git_root(start)
     if config_file is not None:
-        config = load_config_file(Path(display_path(config_file.resolve(), cwd)))
+        config = _load_config(config_file.resolve(), cwd)
         root = _root_for_config(config_file.resolve()) or git_root or _default_root(start, cwd)
         return Project(root=root, config=config, config_path=config_file)
     for directory in (start, *start.parents):
         found = find_config(directory)
         if found is not None:
-            config = load_config_file(Path(display_path(found, cwd)))
+            config = _load_config(found, cwd)
             return Project(root=directory, config=config, config_path=found)
         if directory == git_root:
             break
     return Project(root=git_root or _default_root(start, cwd), config=Config(), config_path=None)
+
+
+def _load_config(path: Path, cwd: Path) -> Config:
+    """Parse a config file; messages name it relative to `cwd`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return load_config_file(path)  # raises the ConfigError that says why
+    return parse_config_text(text, filename=display_path(path, cwd))
 
 
 def _default_root(start: Path, cwd: Path) -> Path:
