@@ -48,6 +48,8 @@ async def test_opened_pr_gets_check_run_and_review(app_client: Harness) -> None:
     comments = fake.review_comments_of(pr)
     assert len(comments) == 2
     assert all("TX002" in c.body and c.path == PATH for c in comments)
+    # Without a guide configured, rules link to this server's /rules page.
+    assert "https://txaudit.example.com/rules/TX002" in run.output["summary"]
     # The check run is created before anything else is read.
     routes = [r.route for r in fake.log if r.auth == "token"]
     assert routes[0] == "POST /repos/{o}/{r}/check-runs"
@@ -64,13 +66,15 @@ async def test_other_actions_audit_the_head(app_client: Harness, action: str) ->
 
 async def test_edited_audits_only_when_the_base_changed(app_client: Harness) -> None:
     fake = app_client.fake
-    _, pr = make_pr(fake, {PATH: helper_source(1)})
+    repo, pr = make_pr(fake, {PATH: helper_source(1)})
     title_only = app_client.pr_event("edited", pr, changes={"title": {"from": "Old"}})
     await app_client.deliver("pull_request", title_only)
     assert fake.runs_for(pr.head_sha) == []
-    base = app_client.pr_event("edited", pr, changes={"base": {"ref": {"from": "develop"}}})
-    await app_client.deliver("pull_request", base)
-    assert len(fake.runs_for(pr.head_sha)) == 1
+    repo.commit({".github/txaudit.yml": "fail_on: never\n"}, branch="release")
+    changes = pr.change_base("release")
+    await app_client.deliver("pull_request", app_client.pr_event("edited", pr, changes=changes))
+    [run] = fake.runs_for(pr.head_sha)
+    assert run.conclusion == "success"  # the new base's configuration applies
 
 
 async def test_no_python_files(app_client: Harness) -> None:
@@ -212,6 +216,27 @@ async def test_reaudit_of_same_head_reads_and_parses_nothing_new(app_client: Har
 
 
 # --- review: dedupe and 422 ----------------------------------------------------------------
+
+NESTED = """\
+from app.db import get_background_session
+
+
+async def process_pending():
+    async with get_background_session() as fetch_session:
+        async with fetch_session.begin():
+            rows = await fetch_session.execute(select(Job))
+            for row in rows:
+                row.status = "done"
+"""
+
+
+async def test_autofix_becomes_a_suggestion_anchored_in_the_diff(app_client: Harness) -> None:
+    fake = app_client.fake
+    _, pr = make_pr(fake, {"app/scheduler.py": NESTED})
+    await opened(app_client, pr)
+    [comment] = fake.review_comments_of(pr)
+    assert "TX001" in comment.body and "```suggestion" in comment.body
+    assert comment.start_line is not None and comment.start_line < comment.line
 
 
 async def test_second_audit_of_same_head_posts_nothing_new(app_client: Harness) -> None:
