@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import yaml
@@ -108,3 +109,20 @@ def test_manifest_subscribes_to_the_events_the_routers_handle() -> None:
 def test_procfile_starts_the_server_on_port() -> None:
     with open("Procfile", encoding="utf-8") as handle:
         assert handle.read().strip() == "web: python -m bot"
+
+
+async def test_webhook_is_answered_before_the_audit_runs(app_client) -> None:
+    fake: FakeGitHub = app_client.fake
+    repo = fake.create_repo("acme/svc", files={"a.py": "x = 1\n"})
+    repo.push("feature", {"b.py": "y = 2\n"})
+    pr = repo.open_pull(head="feature")
+    fake.faults.add(route="POST /repos/{o}/{r}/check-runs", delay=1.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await app_client.deliver(
+        "pull_request", app_client.pr_event("opened", pr), settle=False
+    )
+    assert response.status == 202
+    assert loop.time() - started < 0.5
+    await app_client.settle()
+    assert fake.runs_for(pr.head_sha)[0].status == "completed"
