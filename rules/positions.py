@@ -134,8 +134,8 @@ def resolve_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> dict[int,
         if found is None:
             continue
         line, col, end_line, end_col = found
-        leaf = ends.get(id(node))
-        if leaf is not None and id(leaf) in state.found:
-            _, _, end_line, end_col = state.found[id(leaf)]
+        last = ends.get(id(node))
+        if last is not None and id(last) in state.found:
+            _, _, end_line, end_col = state.found[id(last)]
         spans[id(node)] = Span(line, col + 1, end_line, end_col + 1)
     return spans
