@@ -318,9 +318,12 @@ class GitHub:
         )
 
     def installation(self, installation_id: int) -> GitHubClient:
-        """A client acting as the installation; its token is minted on first use."""
+        """A client acting as the installation; its token is minted on first use.
+
+        `_request` puts the current token in every request, so the client never holds one.
+        """
         return GitHubClient(
-            self.session, hub=self, installation_id=installation_id, oauth_token="pending"
+            self.session, hub=self, installation_id=installation_id, oauth_token="unused"
         )
 
     async def app_info(self) -> dict[str, Any]:
