@@ -62,7 +62,7 @@ from rules.model import FileResult, Finding, Fix, Severity, Suppression
 from rules.positions import resolve_spans
 from rules.suppressions import Comment, find_suppressions
 
-__all__ = ["apply_fixes", "audit_source", "audit_text"]
+__all__ = ["apply_fixes", "audit_source", "audit_text", "dispatch"]
 
 log = logging.getLogger(__name__)
 
@@ -476,11 +476,20 @@ def _run_rules(
     ctx = FileContext(config, path, module, project)
     reports: list[Report] = []
     rules = [s.cls(ctx, reports) for s in active]
-    objects: list[object] = [ctx, *rules]
+    dispatch(module, [ctx, *rules])
+    relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)
+    return reports, relevant
+
+
+def dispatch(root: cst.CSTNode, objects: Sequence[object]) -> None:
+    """Walk `root` once, calling each object's ``visit_<Node>`` hooks (in the order of
+    `objects`) before a node's children and its ``leave_<Node>`` hooks (in reverse order)
+    after them. Iterative, so deep trees cannot overflow the stack; whitespace and
+    punctuation nodes are not visited. Put the `FileContext` first so that it is up to date
+    for the others (TX007 can reuse this to summarise another module)."""
     table: dict[type, tuple[list[Handler], list[Handler], tuple[str, ...]]] = {}
     is_node = _IS_NODE
-
-    stack: list[Any] = [module]
+    stack: list[Any] = [root]
     leave_marker: list[Any] = []  # the marker object for "leave the next node"
     while stack:
         node = stack.pop()
@@ -531,8 +540,6 @@ def _run_rules(
         if children:
             children.reverse()
             stack.extend(children)
-    relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)
-    return reports, relevant
 
 
 def _to_findings(

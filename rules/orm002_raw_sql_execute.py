@@ -92,7 +92,11 @@ class RawSqlExecute(Rule):
         ),
         Valid(
             """
-            engine = create_async_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+            engine = create_async_engine(
+                url,
+                async_creator=lambda: connect_with(lambda c: c.execute("SET search_path = app")),
+            )
+            conn = conn.execution_options(on_connect=lambda c: c.exec_driver_sql("SET x = 1"))
             """
         ),
         Valid(

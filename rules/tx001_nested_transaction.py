@@ -145,6 +145,7 @@ class NestedTransaction(Rule):
                 with db.get_background_session() as s:
                     with s.begin():
                         s.add(Job())
+                        # last comment of the block
 
                     # after the block
                     s.flush()
@@ -156,6 +157,7 @@ class NestedTransaction(Rule):
             def run_sync():
                 with db.get_background_session() as s:
                     s.add(Job())
+                    # last comment of the block
 
                     # after the block
                     s.flush()
@@ -229,6 +231,14 @@ def _unwrap_begin_block(data: FixInput) -> Fix | None:
     if '"""' in body_code or "'''" in body_code or "\\\n" in body_code or "\\\r" in body_code:
         return None  # dedenting could change the contents of a multi-line string
     indent = outer + (body.indent if body.indent is not None else data.module.default_indent)
+    # Comment lines right after the body, at its indentation, belong to it.
+    follow = end
+    while follow < len(lines) and lines[follow].startswith(indent):
+        if lines[follow].strip().startswith("#"):
+            end = follow + 1
+        elif lines[follow].strip():
+            break
+        follow += 1
     replacement: list[str] = []
     for line in lines[start:end]:
         if not line.strip():
