@@ -260,7 +260,7 @@ def _decode(source: bytes) -> str | _Problem:
         column = exc.start - (source.rfind(b"\n", 0, exc.start) + 1) + 1
         shown = "utf-8" if encoding == "utf-8-sig" else encoding
         return _Problem(
-            line, column, f"cannot decode as {shown}: {exc.reason}", source.count(b"\n") + 1
+            line, column, f"cannot decode as {shown}: {exc.reason}", len(source.splitlines())
         )
     except LookupError as exc:
         return _Problem(1, 1, f"cannot decode: {exc}")
@@ -390,7 +390,13 @@ def _deep(fn: Callable[[], T]) -> T:
 
 
 def _parse_error_result(
-    path: str, config: Config, line: int, column: int, message: str, lines: int
+    path: str,
+    config: Config,
+    line: int,
+    column: int,
+    message: str,
+    lines: int,
+    source_line: str = "",
 ) -> FileResult:
     from rules.registry import get_rule
 
@@ -408,9 +414,10 @@ def _parse_error_result(
         column=column,
         end_line=line,
         end_column=column,
-        message=f"This file could not be analysed: {message}.",
+        message=f"This file could not be analysed: {message.rstrip('.')}"
+        + ("" if message.endswith(("?", "!")) else "."),
         scope="<module>",
-        snippet="",
+        snippet=" ".join(source_line.split())[:_SNIPPET_MAX],
     )
     return FileResult(path=path, findings=(finding,), lines=lines)
 
