@@ -213,8 +213,10 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
 
     parsed = _parse(text)
     if isinstance(parsed, _Problem):
+        lines = split_lines(text)
+        bad_line = lines[parsed.line - 1] if 0 < parsed.line <= len(lines) else ""
         return _parse_error_result(
-            path, config, parsed.line, parsed.column, parsed.message, line_count
+            path, config, parsed.line, parsed.column, parsed.message, line_count, bad_line
         )
     module = parsed
 
