@@ -326,8 +326,8 @@ def _parse(text: str) -> cst.Module | _Problem:
             return cst.parse_module(text)
         except cst.ParserSyntaxError as exc:
             return _libcst_problem(exc)
-        except (RecursionError, MemoryError, ValueError) as exc:
-            return _Problem(1, 1, f"cannot parse: {type(exc).__name__}")
+        except Exception as exc:  # e.g. CSTValidationError for identifiers libcst rejects
+            return _Problem(1, 1, f"cannot parse: {exc}")
     # CPython 3.11 rejects the file. It may be newer syntax that libcst knows; try libcst on
     # a big stack unless the nesting alone is out of reach.
     cpython_error = checked
@@ -339,7 +339,7 @@ def _parse(text: str) -> cst.Module | _Problem:
         return _syntax_problem(cpython_error)
     try:
         return _deep(lambda: cst.parse_module(text))
-    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+    except Exception:  # libcst rejects it too: CPython's message is the more precise one
         return _syntax_problem(cpython_error)
 
 

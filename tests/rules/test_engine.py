@@ -109,6 +109,13 @@ def test_deeply_nested_code_never_raises(source: str) -> None:
     assert [f.rule for f in result.findings] in ([], ["TXA02"])
 
 
+@pytest.mark.parametrize("text", ["\U00013460", "x = \U00013460\n", "\x0c", "\r", "\\"])
+def test_odd_inputs_found_by_hypothesis(text: str) -> None:
+    result = audit_source(text.encode("utf-8"), PATH, Config())
+    assert result.error is None
+    assert [f.rule for f in result.findings] in ([], ["TXA02"])
+
+
 def test_moderately_nested_code_is_still_audited() -> None:
     # Deep enough to need the large-stack retry in the position pass.
     code = "from sqlalchemy import text\nq = text(" + "+".join(['"a"'] * 2500) + ")\n"
