@@ -809,9 +809,28 @@ def parse_source(source: bytes) -> tuple[cst.Module, str] | None:
     return (parsed, text) if isinstance(parsed, cst.Module) else None
 
 
-def summarize(source: bytes, vocab: Vocab = Vocab()) -> ModuleSummary | None:
+#: Trees parsed to follow calls, kept for the engine to audit the same text without parsing
+#: it again (`take_tree`); bounded, keyed by the decoded source text.
+_TREES: LRUCache[str, cst.Module] = LRUCache(maxsize=64)
+
+
+def take_tree(text: str) -> cst.Module | None:
+    """The tree of `text` if TX007 parsed it for a `share_trees` index (once; then None).
+
+    The engine calls this before parsing: in a CLI run a callee module is often audited
+    after the file that calls into it, and this saves its second parse.
+    """
+    if not _TREES:
+        return None
+    with _CACHE_LOCK:
+        return _TREES.pop(text, None)
+
+
+def summarize(
+    source: bytes, vocab: Vocab = Vocab(), *, share_tree: bool = False
+) -> ModuleSummary | None:
     """The summary of a module's bytes (None if it does not parse), cached by the SHA-1 of
-    the bytes (and the vocabulary)."""
+    the bytes (and the vocabulary). `share_tree` keeps the parsed tree for `take_tree`."""
     key = (hashlib.sha1(source).digest(), vocab)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -821,6 +840,9 @@ def summarize(source: bytes, vocab: Vocab = Vocab()) -> ModuleSummary | None:
         parsed = parse_source(source)
         if parsed is not None:
             result = summarize_tree(parsed[0], vocab, parsed[1])
+            if share_tree:
+                with _CACHE_LOCK:
+                    _TREES[parsed[1]] = parsed[0]
     except (RecursionError, MemoryError):
         result = None
     with _CACHE_LOCK:
@@ -832,6 +854,7 @@ def clear_cache() -> None:
     """Forget cached summaries (tests)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _TREES.clear()
     STATS["computed"] = 0
 
 
@@ -879,12 +902,16 @@ class ProjectIndex:
         max_modules: int | None = 100,
         config: object = None,
         root: Path | None = None,
+        share_trees: bool | None = None,
     ) -> None:
         self.paths: frozenset[str] = frozenset(
             p.replace("\\", "/").strip("/") for p in paths if p.endswith(".py")
         )
         self.load = load
         self.max_modules = max_modules
+        #: Keep parsed callee trees for the engine (`take_tree`): on by default with a loader
+        #: (the CLI, where the engine runs in the same process), off without (the app).
+        self.share_trees = load is not None if share_trees is None else share_trees
         self.vocab = Vocab.from_config(config) if config is not None else Vocab()
         self.root = root.resolve() if root is not None else None
         self.limit_hit = False
@@ -1024,7 +1051,11 @@ class ProjectIndex:
                 return None
             self.loaded.add(path)
         source = self.load(path)
-        result = summarize(source, self.vocab) if source is not None else None
+        result = (
+            summarize(source, self.vocab, share_tree=self.share_trees)
+            if source is not None
+            else None
+        )
         self._summaries[path] = result
         return result
 

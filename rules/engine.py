@@ -56,6 +56,7 @@ from typing import Any, TypeVar
 import libcst as cst
 
 from rules.base import FixInput, Report, Rule, Span, hooks_of
+from rules.callgraph import take_tree
 from rules.config import Config
 from rules.context import FileContext
 from rules.model import FileResult, Finding, Fix, Severity, Suppression
@@ -211,7 +212,10 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
     if not triggered and not has_comments and parse_severity is Severity.OFF:
         return FileResult(path=path, lines=line_count)
 
-    parsed = _parse(text)
+    # TX007 may already have parsed this module to follow calls into it (CLI runs).
+    parsed: cst.Module | _Problem | None = take_tree(text)
+    if parsed is None:
+        parsed = _parse(text)
     if isinstance(parsed, _Problem):
         lines = split_lines(text)
         bad_line = lines[parsed.line - 1] if 0 < parsed.line <= len(lines) else ""

@@ -128,10 +128,23 @@ def string_value(node: cst.BaseExpression) -> str | None:
 
 
 def raw_has_keyword(node: cst.BaseExpression) -> bool:
-    """Cheap pre-check on the literal's source text (no evaluation)."""
-    if isinstance(node, cst.SimpleString):
-        return PREFILTER.search(node.value) is not None
-    return True
+    """Cheap pre-check on the literal's *source* text (no evaluation): one of the trigger
+    words must be written literally. This is what makes the engine's trigger-word skip
+    exact for ORM003 (a keyword spelled with escapes is not recognised)."""
+    stack: list[cst.BaseExpression] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.SimpleString):
+            if PREFILTER.search(current.value):
+                return True
+        elif isinstance(current, cst.ConcatenatedString):
+            stack.append(current.left)
+            stack.append(current.right)
+        elif isinstance(current, cst.FormattedString):
+            for part in current.parts:
+                if isinstance(part, cst.FormattedStringText) and PREFILTER.search(part.value):
+                    return True
+    return False
 
 
 def is_stringish(expr: cst.BaseExpression) -> bool:

@@ -65,3 +65,26 @@ def mutated_examples(draw: st.DrawFn) -> str:
 @given(mutated_examples())
 def test_mutated_rule_examples(code: str) -> None:
     _check(audit_source(code.encode("utf-8", "surrogatepass"), "app/x.py", CONFIG))
+
+
+@SETTINGS
+@given(mutated_examples())
+def test_trigger_word_skip_is_exact(code: str) -> None:
+    """Skipping the traversal of files without trigger words never loses a finding."""
+    import rules.engine as engine
+
+    data = code.encode("utf-8", "surrogatepass")
+    normal = audit_source(data, "app/x.py", CONFIG)
+    real = engine._trigger_pattern
+    engine._trigger_pattern = lambda config, classes: None  # type: ignore[assignment]
+    try:
+        forced = audit_source(data, "app/x.py", CONFIG)
+    finally:
+        engine._trigger_pattern = real
+    assert normal.findings == forced.findings
+
+
+def test_escaped_sql_keywords_are_not_reported() -> None:
+    # Documented limitation that keeps the trigger-word skip exact.
+    result = audit_source(b'q = "\\x53ELECT id FROM jobs"\n', "app/x.py", CONFIG)
+    assert result.findings == ()
