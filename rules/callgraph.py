@@ -811,7 +811,7 @@ def parse_source(source: bytes) -> tuple[cst.Module, str] | None:
 
 #: Trees parsed to follow calls, kept for the engine to audit the same text without parsing
 #: it again (`take_tree`); bounded, keyed by the decoded source text.
-_TREES: LRUCache[str, cst.Module] = LRUCache(maxsize=64)
+_TREES: LRUCache[str, cst.Module] = LRUCache(maxsize=128)
 
 
 def take_tree(text: str) -> cst.Module | None:
