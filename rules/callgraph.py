@@ -497,11 +497,23 @@ class SummaryBuilder:
         is_route = any(
             d is not None and len(d) >= 2 and d[-1] in ROUTE_METHODS for d in decorator_names
         ) or any(
-            self._is_session_dependency(p.default) for p in (*params.params, *params.kwonly_params)
+            self._is_session_dependency(p.default) or self._annotated_dependency(p.annotation)
+            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
         )
         func = _Func(qualname, kind, class_name, tuple(plist), is_route)
         self.node_qualnames[id(node)] = qualname
         self._scopes.append(func)
+
+    def _annotated_dependency(self, annotation: cst.Annotation | None) -> bool:
+        """`Annotated[AsyncSession, Depends(get_db)]` (as `rules.context` reads it)."""
+        expr = annotation.annotation if annotation is not None else None
+        if not isinstance(expr, cst.Subscript) or (_dotted(expr.value) or ("",))[-1] != "Annotated":
+            return False
+        return any(
+            isinstance(element.slice, cst.Index)
+            and self._is_session_dependency(element.slice.value)
+            for element in expr.slice
+        )
 
     def _is_session_dependency(self, default: cst.BaseExpression | None) -> bool:
         if not isinstance(default, cst.Call) or not default.args:

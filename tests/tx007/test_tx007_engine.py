@@ -78,3 +78,24 @@ def test_engine_audits_the_callee_from_the_shared_tree(tmp_path: Path) -> None:
     result = audit_source(adapter, "app/services/adapter.py", Config(), project=index)
     assert [f.rule for f in result.findings] == ["TX002"]
     assert callgraph.take_tree(adapter.decode()) is None
+
+
+def test_annotated_route_dependency_begin_block() -> None:
+    source = b"""
+from typing import Annotated
+
+from fastapi import Depends
+
+
+async def helper(session):
+    await session.commit()
+
+
+async def create(db: Annotated[AsyncSession, Depends(get_db)]):
+    async with db.begin():
+        await helper(db)
+"""
+    result = audit_source(source, "app/api/routes.py", Config())
+    assert [(f.rule, f.line) for f in result.findings if f.rule == "TX007"] == [("TX007", 13)]
+    summary = callgraph.summarize(source)
+    assert summary is not None and [s.function for s in summary.sites] == ["create"]
