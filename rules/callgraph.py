@@ -1087,6 +1087,37 @@ class ProjectIndex:
         self.missing |= before
         return needed
 
+    @classmethod
+    async def prefetched(
+        cls,
+        paths: Iterable[str],
+        sources: Mapping[str, bytes],
+        fetch: AsyncFetcher,
+        config: object = None,
+        *,
+        concurrency: int = 8,
+    ) -> ProjectIndex:
+        """The app's index for one audit: every `.py` path of the head tree, the audited
+        files' `sources`, and the modules their calls lead to fetched with `fetch(path)`
+        (level by level, concurrently, at most `config.max_callee_modules`)."""
+        cap = getattr(config, "max_callee_modules", 100)
+        index = cls(paths, None, max_modules=cap, config=config)
+        for path, source in sources.items():
+            index.add_source(path, source)
+        await index.prefetch(list(sources), fetch, concurrency=concurrency)
+        return index
+
+    def limit_note(self) -> str | None:
+        """One sentence for the audit summary when the module cap cut TX007's search."""
+        if not self.limit_hit:
+            return None
+        more = len(self.skipped)
+        return (
+            f"TX007 followed calls into {len(self.loaded)} modules (max_callee_modules); "
+            f"{more} more {'was' if more == 1 else 'were'} not read, so calls into "
+            f"{'it were' if more == 1 else 'them were'} not checked."
+        )
+
     async def prefetch(
         self, paths: Iterable[str], fetch: AsyncFetcher, *, concurrency: int = 8
     ) -> None:

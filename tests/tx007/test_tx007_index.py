@@ -188,3 +188,36 @@ def test_disk_index_pickles(tmp_path: Path) -> None:
     write_tree(tmp_path, {k: v.decode() for k, v in chain_tree(2).items()})
     index = pickle.loads(pickle.dumps(ProjectIndex.from_disk(tmp_path, Config())))
     assert len(check_tx007(SCHEDULER, "app/jobs/scheduler.py", Config(), index)) == 1
+
+
+async def test_prefetched_index_for_the_app() -> None:
+    files = chain_tree(3)
+    fetched: list[str] = []
+
+    async def fetch(path: str) -> bytes | None:
+        fetched.append(path)
+        return files.get(path)
+
+    changed = {"app/jobs/scheduler.py": files["app/jobs/scheduler.py"]}
+    index = await ProjectIndex.prefetched(files, changed, fetch, Config())
+    assert sorted(fetched) == [
+        "app/services/__init__.py",
+        "app/services/adapter.py",
+        "app/services/level2.py",
+        "app/services/level3.py",
+    ]
+    assert index.limit_note() is None
+    findings = check_tx007(
+        changed["app/jobs/scheduler.py"], "app/jobs/scheduler.py", Config(), index
+    )
+    assert len(findings) == 1
+
+    from rules.config import parse_config
+
+    capped = await ProjectIndex.prefetched(
+        files, changed, fetch, parse_config({"max_callee_modules": 2})
+    )
+    assert capped.limit_note() == (
+        "TX007 followed calls into 2 modules (max_callee_modules); 1 more was not read, "
+        "so calls into it were not checked."
+    )
