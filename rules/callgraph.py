@@ -1087,6 +1087,9 @@ class ProjectIndex:
         self.missing |= before
         return needed
 
+    def _summarize_all(self, sources: Sequence[bytes | None]) -> list[ModuleSummary | None]:
+        return [summarize(s, self.vocab) if s is not None else None for s in sources]
+
     @classmethod
     async def prefetched(
         cls,
@@ -1102,8 +1105,12 @@ class ProjectIndex:
         (level by level, concurrently, at most `config.max_callee_modules`)."""
         cap = getattr(config, "max_callee_modules", 100)
         index = cls(paths, None, max_modules=cap, config=config)
-        for path, source in sources.items():
-            index.add_source(path, source)
+
+        def add_all() -> None:
+            for path, source in sources.items():
+                index.add_source(path, source)
+
+        await asyncio.to_thread(add_all)  # parsing is CPU work: keep the event loop free
         await index.prefetch(list(sources), fetch, concurrency=concurrency)
         return index
 
@@ -1146,10 +1153,11 @@ class ProjectIndex:
             if not batch:
                 return
             self.loaded.update(batch)
-            for path, source in await asyncio.gather(*(one(p) for p in batch)):
-                self._summaries[path] = (
-                    summarize(source, self.vocab) if source is not None else None
-                )
+            fetched = await asyncio.gather(*(one(p) for p in batch))
+            sources = [source for _, source in fetched]
+            summaries = await asyncio.to_thread(self._summarize_all, sources)
+            for (path, _), summary in zip(fetched, summaries, strict=True):
+                self._summaries[path] = summary
                 self.missing.discard(path)
 
 
