@@ -1,20 +1,21 @@
 """TX007 support: per-module call summaries, the project's module index and call resolution.
 
-Three layers, all pure code (no network; only `ProjectIndex.from_disk` reads the disk):
+All pure code (no network; only `ProjectIndex.from_disk` / `DiskLoader` read the disk):
 
 * `summarize(source, vocab)` reduces one module to a `ModuleSummary` from a single libcst
-  parse, cached by the SHA-1 of its bytes: per function, the parameters it commits, rolls
-  back or begins (with the line), the calls that pass a parameter on, its local instance
-  bindings; the module's imports, classes and module-level instances; and the call sites
-  that pass an owned session on (inside a session-factory block or a route endpoint's
-  `with session.begin():`).
-* `ProjectIndex` maps module names to repo-relative paths and provides summaries of other
-  modules, loaded lazily through a loader callback (CLI) or prefetched level by level (app),
-  under a cap on the number of modules.
-* `callee_violations(...)` resolves each call site and follows the session through at most
-  `MAX_DEPTH` calls to a function that manages the transaction itself.
+  parse (through the engine's parse guard), cached by the SHA-1 of its bytes: per function,
+  the parameters it commits, rolls back or begins (with the line), the calls that pass a
+  parameter on and its local instance bindings; the module's imports, classes (methods and
+  their kinds, bases, `self.x = Foo(...)` in `__init__`) and module-level instances; and the
+  call sites that pass an owned session on (used to decide what to prefetch).
+* `ProjectIndex` maps module names to repo-relative paths (`src/` layouts, packages) and
+  provides other modules' summaries, loaded lazily through a loader callback (CLI) or
+  prefetched level by level (app), under a cap on the number of modules.
+* `Resolver` resolves a call (imports, re-exports, classes, instances, `self`) to a function
+  and parameter, and `Resolver.chain` follows the session through at most `MAX_DEPTH` calls
+  to a function that manages the transaction itself. The engine rule
+  (`rules/tx007_callee_manages_transaction.py`) finds the call sites and reports.
 """
-
 from __future__ import annotations
 
 import asyncio
