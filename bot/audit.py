@@ -54,6 +54,10 @@ MODE_SYMLINK = "120000"
 MODE_SUBMODULE = "160000"
 #: Engine results kept by (blob sha, path, config): a re-audit of the same head parses nothing.
 RESULT_CACHE_ENTRIES = 4096
+#: One push fires several deliveries (GitHub may also send one twice): a head audited this
+#: recently (seconds) is not audited again for these triggers; explicit re-runs always are.
+RECENT_AUDIT_TTL = 300.0
+DEDUPED_TRIGGERS = frozenset({"pull_request.opened", "pull_request.synchronize"})
 
 #: `external_id` of our check runs: "owner/repo#12@<head sha>".
 EXTERNAL_ID = re.compile(r"^(?P<repo>[^#\s]+/[^#\s]+)#(?P<number>\d+)@(?P<sha>[0-9a-fA-F]{7,64})$")
@@ -86,6 +90,15 @@ def closed_outcome() -> Outcome:
             "Reopening it audits its head again.\n"
         ),
         text="",
+    )
+
+
+def interrupted_outcome(on_error: str) -> Outcome:
+    """The check run of an audit that a server shutdown (restart, deploy) interrupted."""
+    return error_outcome(
+        "the audit was interrupted because the txaudit server shut down (a restart or a deploy)",
+        on_error=on_error,
+        title="Audit interrupted",
     )
 
 
@@ -226,6 +239,9 @@ class Auditor:
         self.settings = settings
         self.queue = queue
         self.engine = engine
+        self._recent: cachetools.TTLCache[tuple[str, int, str, str, str], bool] = (
+            cachetools.TTLCache(maxsize=4096, ttl=RECENT_AUDIT_TTL)
+        )
         self._trees: cachetools.LRUCache[tuple[str, str], dict[str, TreeEntry]] = (
             cachetools.LRUCache(maxsize=64)
         )
@@ -262,7 +278,11 @@ class Auditor:
             run=partial(self._run_job, request, pull),
             variant=request.filter_override or "",
             log_extra=extra,
+            on_interrupted=partial(self._interrupted_before_start, request, pull),
         )
+        if request.trigger in DEDUPED_TRIGGERS and _recent_key(request, pull) in self._recent:
+            logger.info("head already audited; duplicate event ignored", extra=extra)
+            return False
         accepted = await self.queue.submit(job)
         if accepted:
             logger.info("audit queued", extra=extra)
@@ -285,6 +305,28 @@ class Auditor:
         except HTTPException:
             return False
 
+    async def _interrupted_before_start(
+        self, request: AuditRequest, pull: Mapping[str, Any], job: AuditJob
+    ) -> None:
+        """A queued audit that a shutdown cancelled: one completed check run that says so,
+        so that a required check does not wait for a run that never comes."""
+        gh = self.hub.installation(request.installation_id)
+        outcome = interrupted_outcome("failure")  # the config was never read
+        data = _new_check_run(request, pull, job.head_sha)
+        data.update(
+            status="completed",
+            conclusion=outcome.conclusion,
+            completed_at=_now(),
+            output=outcome.output(),
+            actions=[REAUDIT_ACTION],
+        )
+        await gh.post(
+            "/repos/{owner}/{repo}/check-runs",
+            {"owner": request.owner, "repo": request.repo},
+            data=data,
+        )
+        logger.info("queued audit interrupted; check run completed", extra=job.log_extra)
+
     # -- the audit -----------------------------------------------------------------------
 
     async def _run_job(self, request: AuditRequest, pull: Mapping[str, Any], job: AuditJob) -> None:
@@ -294,16 +336,14 @@ class Auditor:
         try:
             async with asyncio.timeout(self.settings.audit_timeout):
                 await self._audit(gh, state)
+            self._recent[_recent_key(request, pull)] = True
         except asyncio.CancelledError:
             if job.cancel_reason == SUPERSEDED:
                 outcome = cancelled_outcome(job.superseded_by or "a newer audit")
             elif job.cancel_reason == CLOSED:
                 outcome = closed_outcome()
             else:
-                outcome = error_outcome(
-                    "the txaudit server stopped while the audit was running",
-                    on_error=state.config.on_error,
-                )
+                outcome = interrupted_outcome(state.config.on_error)
             await self._finish_quietly(gh, state, outcome)
             raise
         except TimeoutError:
@@ -733,6 +773,11 @@ class TreeEntry(NamedTuple):
 
 
 _UNKNOWN_ENTRY = TreeEntry("", 0, "")
+
+
+def _recent_key(request: AuditRequest, pull: Mapping[str, Any]) -> tuple[str, int, str, str, str]:
+    head, base = pull["head"]["sha"], (pull.get("base") or {}).get("sha") or ""
+    return (request.full_name, request.number, head, base, request.filter_override or "")
 
 
 def _tx007_enabled(config: Config) -> bool:

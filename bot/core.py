@@ -489,8 +489,17 @@ def build_outcome(
     counts = Counter(f.severity.value for _, f in changed)
     threshold = _FAIL_ON.get(config.fail_on)
     failing = threshold is not None and any(f.severity.at_least(threshold) for _, f in changed)
-    conclusion = "failure" if failing else "success"
     title = _title(views, counts, len(ordered) - len(views))
+    # A file that the engine failed on may hide findings: a crafted pull request must not
+    # turn the check green that way, so it concludes like an audit that could not finish.
+    errored = sum(1 for v in views if v.result.error)
+    if failing:
+        conclusion = "failure"
+    elif errored:
+        conclusion = config.on_error if config.on_error in ("failure", "neutral") else "failure"
+        title = f"{title}; {_plural(errored, 'file')} could not be audited"
+    else:
+        conclusion = "success"
 
     # Annotations: every finding on a changed line (also in files without a patch).
     annotations = tuple(
@@ -890,7 +899,9 @@ def config_error_outcome(message: str) -> Outcome:
     )
 
 
-def error_outcome(reason: str, *, on_error: str = "failure") -> Outcome:
+def error_outcome(
+    reason: str, *, on_error: str = "failure", title: str = "Audit could not finish"
+) -> Outcome:
     """The check run when the audit could not finish: `failure` (or `neutral`)."""
     conclusion = on_error if on_error in ("failure", "neutral") else "failure"
     summary = (
@@ -902,7 +913,7 @@ def error_outcome(reason: str, *, on_error: str = "failure") -> Outcome:
     )
     return Outcome(
         conclusion=conclusion,
-        title="Audit could not finish",
+        title=title,
         summary=_truncate_markdown(summary),
         text="",
     )

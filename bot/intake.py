@@ -39,6 +39,13 @@ class BackgroundTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def cancel(self) -> int:
+        """Cancel the tasks still running; returns how many there were."""
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        return len(pending)
+
     async def join(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -78,18 +85,24 @@ class WebhookIntake:
         self._seen: cachetools.TTLCache[str, bool] = cachetools.TTLCache(
             maxsize=SEEN_DELIVERIES_MAX, ttl=SEEN_DELIVERIES_TTL
         )
+        #: Set when the server shuts down: deliveries are refused with 503.
+        self.draining = False
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.draining:
+            # Shutting down: GitHub records the failure and the delivery can be redelivered.
+            return _answer(503, "shutting down; redeliver later")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _answer(413, "payload too large")
-        signature = request.headers.get("x-hub-signature-256") or request.headers.get(
-            "x-hub-signature"
-        )
+        # Only the SHA-256 signature counts; the legacy SHA-1 `X-Hub-Signature` is ignored.
+        signature = request.headers.get("x-hub-signature-256")
         if not signature:
-            return _answer(401, "missing signature")
+            return _answer(401, "missing X-Hub-Signature-256")
         try:
+            if not signature.isascii():  # hmac.compare_digest raises TypeError on non-ASCII
+                raise ValidationFailure("non-ASCII signature")
             sansio.validate_event(body, signature=signature, secret=self._secret)
         except ValidationFailure:
             logger.warning("webhook signature mismatch", extra=_header_extra(request))
@@ -98,9 +111,12 @@ class WebhookIntake:
             "x-github-delivery"
         ):
             return _answer(400, "missing X-GitHub-Event or X-GitHub-Delivery")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers.pop("x-hub-signature", None)  # verified above with the SHA-256 signature
         try:
-            event = sansio.Event.from_http(request.headers, body, secret=self._secret)
-        except (BadRequest, ValidationFailure, ValueError, UnicodeDecodeError):
+            event = sansio.Event.from_http(headers, body, secret=self._secret)
+        except (BadRequest, ValidationFailure, ValueError, LookupError):
+            # LookupError: an unknown charset in Content-Type; ValueError includes bad UTF-8.
             return _answer(400, "body is not a JSON webhook payload")
         if not isinstance(event.data, dict):
             return _answer(400, "body is not a JSON object")
@@ -131,6 +147,8 @@ class WebhookIntake:
         try:
             await self._dispatch(event, installation_id)
         except Exception:
+            # Forget the delivery so that a manual redelivery from GitHub is handled again.
+            self._seen.pop(event.delivery_id, None)
             logger.exception("webhook handler failed", extra=extra)
 
 

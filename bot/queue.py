@@ -33,6 +33,8 @@ class AuditJob:
     #: The head sha of the job that replaced this one (with SUPERSEDED).
     superseded_by: str | None = None
     log_extra: dict[str, object] = field(default_factory=dict)
+    #: Called when a shutdown cancels the job before it started (it has no check run yet).
+    on_interrupted: Callable[[AuditJob], Awaitable[None]] | None = None
 
 
 class AuditQueue(Protocol):
@@ -129,11 +131,18 @@ class LocalAuditQueue:
         task.cancel()
 
     async def _run(self, job: AuditJob) -> None:
+        started = False
         try:
             async with self._slots:
+                started = True
                 await job.run(job)
         except asyncio.CancelledError:
-            pass  # the job saw the cancellation and completed its check run
+            # A started job saw the cancellation and completed its check run.
+            if not started and job.cancel_reason == SHUTDOWN and job.on_interrupted is not None:
+                try:
+                    await job.on_interrupted(job)
+                except Exception:
+                    logger.exception("could not report an interrupted audit", extra=job.log_extra)
         except Exception:
             logger.exception("audit job crashed", extra=job.log_extra)
         finally:

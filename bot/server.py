@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,9 +31,12 @@ BACKGROUND = web.AppKey("background", BackgroundTasks)
 ENGINE = web.AppKey("engine", EngineRunner)
 GITHUB = web.AppKey("github", GitHub)
 AUDITOR = web.AppKey("auditor", Auditor)
+INTAKE = web.AppKey("intake", WebhookIntake)
 
 #: Timeouts of calls to GitHub (seconds); failures are retried by `bot.github`.
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
+#: After the grace period, how long interrupted audits get to complete their check runs.
+WIND_DOWN_SECONDS = 8.0
 
 
 def make_app(
@@ -41,11 +46,16 @@ def make_app(
     engine: EngineRunner | None = None,
     retry: RetryPolicy | None = None,
     sleep: Sleep | None = None,
+    http_timeout: aiohttp.ClientTimeout = HTTP_TIMEOUT,
 ) -> web.Application:
     """Build the app; nothing starts until aiohttp runs its startup hooks."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
-    app[QUEUE] = queue if queue is not None else LocalAuditQueue(settings.max_audits)
+    app[QUEUE] = (
+        queue
+        if queue is not None
+        else LocalAuditQueue(settings.max_audits, shutdown_grace=WIND_DOWN_SECONDS)
+    )
     app[BACKGROUND] = BackgroundTasks()
     app[ENGINE] = engine if engine is not None else EngineRunner(settings.workers)
     owns_engine = engine is None
@@ -60,9 +70,10 @@ def make_app(
         dispatch=dispatch,
         background=app[BACKGROUND],
     )
+    app[INTAKE] = intake
 
     async def github_context(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        async with aiohttp.ClientSession(timeout=http_timeout) as session:
             app[GITHUB] = GitHub(session, settings, retry=retry, sleep=sleep)
             app[AUDITOR] = Auditor(
                 hub=app[GITHUB], settings=settings, queue=app[QUEUE], engine=app[ENGINE]
@@ -76,8 +87,7 @@ def make_app(
                 },
             )
             yield
-            await app[BACKGROUND].join()
-            await app[QUEUE].close()  # running audits complete their check runs
+            await shutdown(app)
             if owns_engine:
                 app[ENGINE].close()
 
@@ -98,7 +108,31 @@ async def wait_idle(app: web.Application) -> None:
             return
 
 
+async def shutdown(app: web.Application) -> None:
+    """Drain the app (SIGTERM): refuse deliveries with 503, give running audits
+    `shutdown_grace` seconds to finish, then interrupt the rest; an interrupted audit
+    completes its check run saying so. Safe to call more than once."""
+    intake = app[INTAKE]
+    if intake.draining:
+        return
+    intake.draining = True
+    grace = app[SETTINGS].shutdown_grace
+    logger.info("draining", extra={"grace": grace})
+    try:
+        async with asyncio.timeout(grace):
+            await wait_idle(app)
+    except TimeoutError:
+        pass
+    interrupted = app[BACKGROUND].cancel()
+    if interrupted:
+        logger.warning("deliveries interrupted by shutdown", extra={"count": interrupted})
+    await app[QUEUE].close()  # interrupted audits complete their check runs
+    logger.info("drained")
+
+
 async def healthz(request: web.Request) -> web.Response:
+    if request.app[INTAKE].draining:
+        return web.json_response({"status": "draining", "version": __version__}, status=503)
     return web.json_response({"status": "ok", "version": __version__})
 
 
@@ -165,4 +199,21 @@ def run() -> None:
         print(f"txaudit: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging()
-    web.run_app(make_app(settings), port=settings.port, access_log=None, print=None)
+    asyncio.run(serve(make_app(settings), port=settings.port))
+
+
+async def serve(app: web.Application, *, port: int) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then drain it while still answering (503)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, port=port).start()
+        await stop.wait()
+        logger.info("shutdown requested")
+        await shutdown(app)
+    finally:
+        await runner.cleanup()

@@ -35,6 +35,8 @@ class AppSettings:
     max_audits: int = 8
     #: Seconds after which an audit gives up and completes its check run as an error.
     audit_timeout: float = 600.0
+    #: Seconds that running audits get to finish after SIGTERM before they are interrupted.
+    shutdown_grace: float = 20.0
 
     def __repr__(self) -> str:  # never show the key or the secret in logs or tracebacks
         return (
@@ -69,6 +71,7 @@ class AppSettings:
             workers=_int(env, "TXAUDIT_WORKERS", min(4, os.cpu_count() or 1), minimum=0),
             max_audits=_int(env, "TXAUDIT_MAX_AUDITS", 8, minimum=1),
             audit_timeout=float(_int(env, "TXAUDIT_AUDIT_TIMEOUT", 600, minimum=1)),
+            shutdown_grace=float(_int(env, "TXAUDIT_SHUTDOWN_GRACE", 20, minimum=0)),
         )
 
 

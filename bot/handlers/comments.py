@@ -28,8 +28,11 @@ async def comment_created(event: sansio.Event, gh: GitHubClient, auditor: Audito
     issue, comment, sender = data["issue"], data["comment"], data.get("sender") or {}
     if not issue.get("pull_request"):
         return  # a plain issue
-    if sender.get("type") == "Bot":
-        return  # other bots and this app's own replies
+    author = comment.get("user") or {}
+    if "Bot" in (sender.get("type"), author.get("type")) or any(
+        str(who.get("login") or "").endswith("[bot]") for who in (sender, author)
+    ):
+        return  # other bots and this app's own replies: never answer them (no loops)
     parsed = commands.parse_commands(comment.get("body") or "")
     if not parsed:
         return
