@@ -83,7 +83,8 @@ def _summary(doc: str) -> str:
     match = re.search(r"##\s*What it does\s*\n(.*?)(?:\n\s*\n|\n##|$)", doc, re.S)
     text = match.group(1) if match else doc
     text = " ".join(text.split())
-    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    # A sentence ends at ". " after a word, not inside "`SELECT ... FROM`".
+    sentence = re.split(r"(?<=[\w)`][.!?])\s", text, maxsplit=1)[0]
     return sentence
 
 
