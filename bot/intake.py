@@ -48,7 +48,8 @@ class BackgroundTasks:
 
     async def join(self) -> None:
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # wait() (not gather()) so that cancelling the waiter never cancels the tasks
+            await asyncio.wait(list(self._tasks))
 
 
 def event_log_extra(event: sansio.Event) -> dict[str, Any]:

@@ -98,7 +98,8 @@ class LocalAuditQueue:
 
     async def join(self) -> None:
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # wait() (not gather()) so that cancelling the waiter never cancels the tasks
+            await asyncio.wait(list(self._tasks))
 
     async def close(self) -> None:
         for job, task in list(self._current.values()):
