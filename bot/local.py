@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import tokenize
 from collections.abc import Callable, Iterable, Sequence
@@ -287,9 +288,27 @@ def audit_files(
     return [relocate(result, f.display) for result, f in zip(results, files, strict=True)]
 
 
+#: "(app/services/adapter.py:68)": a project-relative location inside a message (TX007).
+_MESSAGE_LOCATION = re.compile(r"\((?P<path>[^()\s]+\.py):(?P<line>\d+)\)")
+
+
 def relocate(result: FileResult, display: str) -> FileResult:
-    """`result` with its own and its findings' paths set to `display`."""
-    findings = tuple(dataclasses.replace(f, path=display) for f in result.findings)
+    """`result` with its own and its findings' paths set to `display`.
+
+    Locations inside messages (TX007's callee) are project-relative like `result.path`;
+    they get the same prefix so that they read relative to the working directory too.
+    """
+    prefix = display[: -len(result.path)] if display.endswith(result.path) else ""
+
+    def moved(finding: Finding) -> Finding:
+        message = finding.message
+        if prefix:
+            message = _MESSAGE_LOCATION.sub(
+                lambda m: f"({prefix}{m['path']}:{m['line']})", message
+            )
+        return dataclasses.replace(finding, path=display, message=message)
+
+    findings = tuple(moved(f) for f in result.findings)
     return dataclasses.replace(result, path=display, findings=findings)
 
 

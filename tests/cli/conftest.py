@@ -1,4 +1,4 @@
-"""Fixtures for the command-line tests: a stand-in engine, temporary trees, engine checks."""
+"""Fixtures for the command-line tests: a stand-in engine for plumbing tests, temporary trees."""
 
 from __future__ import annotations
 
@@ -9,36 +9,11 @@ from pathlib import Path
 import pytest
 
 from bot import local
-from rules.config import Config
 
 from .fake_engine import fake_apply_fixes, fake_audit_source
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-
-
-def engine_ready() -> bool:
-    """Whether `rules.engine.audit_source` is implemented (not the contract stub)."""
-    from rules.engine import audit_source
-
-    try:
-        audit_source(b"x = 1\n", "x.py", Config())
-    except NotImplementedError:
-        return False
-    return True
-
-
-def registry_ready() -> bool:
-    from rules import registry
-
-    try:
-        return bool(registry.all_rules())
-    except (AttributeError, NotImplementedError):
-        return False
-
-
-needs_engine = pytest.mark.skipif(not engine_ready(), reason="rules.engine is still a stub")
-needs_registry = pytest.mark.skipif(not registry_ready(), reason="rules.registry is still a stub")
 
 
 @pytest.fixture

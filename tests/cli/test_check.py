@@ -10,7 +10,7 @@ import pytest
 from bot import local
 from bot.cli import main
 
-from .conftest import Tree, is_root, needs_engine
+from .conftest import Tree, is_root
 
 BAD = "async def f(session):\n    await session.commit()\n"
 WARN = 'Q = "SELECT id FROM jobs"\n'
@@ -266,7 +266,6 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 # --- bad input through the real engine ---------------------------------------------------
 
 
-@needs_engine
 @pytest.mark.usefixtures("fake_engine")
 @pytest.mark.parametrize(
     ("name", "content"),
@@ -302,7 +301,6 @@ def test_bad_input_real_engine(
     assert not [e for e in doc["errors"] if "internal error" in e["message"]], doc["errors"]
 
 
-@needs_engine
 def test_big_generated_file_real_engine(
     tree: Tree, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

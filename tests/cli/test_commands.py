@@ -11,10 +11,9 @@ import pytest
 
 from bot.cli import main
 
-from .conftest import REPO, Tree, needs_engine, needs_registry
+from .conftest import REPO, Tree
 
 
-@needs_registry
 def test_rules_table_lists_every_registered_rule(capsys: pytest.CaptureFixture[str]) -> None:
     from rules.registry import all_rules
 
@@ -28,7 +27,6 @@ def test_rules_table_lists_every_registered_rule(capsys: pytest.CaptureFixture[s
         assert ("yes" in row.split(info.severity.value, 1)[1]) == info.autofix
 
 
-@needs_registry
 def test_explain_prints_the_doc(capsys: pytest.CaptureFixture[str]) -> None:
     from rules.registry import get_rule
 
@@ -40,7 +38,6 @@ def test_explain_prints_the_doc(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.doc.strip() in out
 
 
-@needs_registry
 def test_explain_unknown_rule(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "TX999"]) == 2
     err = capsys.readouterr().err.strip()
@@ -88,7 +85,6 @@ def test_console_script_runs(tree: Tree) -> None:
     assert proc.stderr == "txaudit: error: nope: no such file or directory\n"
 
 
-@needs_engine
 def test_console_script_on_examples_service() -> None:
     proc = subprocess.run(
         [*_txaudit(), "check", "examples/service", "--format", "json"],

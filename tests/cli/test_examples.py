@@ -11,10 +11,10 @@ import pytest
 
 from bot.cli import main
 
-from .conftest import EXAMPLES, needs_engine, needs_registry
+from .conftest import EXAMPLES
 from .test_output import validate_sarif
 
-pytestmark = [needs_engine, pytest.mark.usefixtures("at_repo")]
+pytestmark = pytest.mark.usefixtures("at_repo")
 
 #: Rules the service does not break on purpose: a parse error is not a realistic module.
 NOT_IN_SERVICE = {"TXA02"}
@@ -40,7 +40,6 @@ def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-@needs_registry
 def test_service_breaks_every_registered_rule(capsys: pytest.CaptureFixture[str]) -> None:
     from rules.registry import all_rules
 
@@ -92,7 +91,6 @@ def test_twins_have_the_same_modules() -> None:
     assert modules(EXAMPLES / "service") == modules(EXAMPLES / "service_fixed")
 
 
-@needs_registry
 def test_service_sarif(capsys: pytest.CaptureFixture[str]) -> None:
     from rules.registry import all_rules
 
@@ -133,3 +131,13 @@ def test_fix_on_a_copy_of_the_service(
     code, after = _check(capsys, "service", "--format", "json")
     rules_after = {f["rule"] for f in json.loads(after)["findings"]}
     assert "TX001" not in rules_after and "TX002" in rules_after
+
+
+def test_tx007_callee_location_reads_relative_to_the_working_directory(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Regression: the callee's file was named relative to examples/service (the project
+    # root) while every finding path is relative to the working directory.
+    code, out = _check(capsys, "examples/service", "--select", "TX007")
+    assert code == 1
+    assert "(examples/service/app/services/sitemap_adapter.py:68)" in out

@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import main
 
-from .conftest import Tree, needs_engine
+from .conftest import Tree
 
 
 def _check_json(capsys: pytest.CaptureFixture[str], path: str) -> dict:
@@ -79,7 +79,6 @@ def test_report_errors(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot write the report" in capsys.readouterr().err
 
 
-@needs_engine
 @pytest.mark.usefixtures("at_repo")
 def test_report_of_examples_service_real_engine(capsys: pytest.CaptureFixture[str]) -> None:
     doc = _check_json(capsys, "examples/service")
