@@ -36,7 +36,7 @@ from bot.core import (
     fingerprints_in,
 )
 from bot.github import GitHub, GitHubClient, decode_content
-from bot.patch import PatchLines, parse_patch
+from bot.patch import EMPTY_PATCH, PatchLines, parse_patch
 from bot.queue import CLOSED, SUPERSEDED, AuditJob, AuditQueue
 from bot.settings import AppSettings
 from rules.config import CONFIG_PATHS, Config, ConfigError, parse_config_text
@@ -442,6 +442,17 @@ class Auditor:
                 "the rest were not audited (run `txaudit diff` locally)."
             )
         wanted = [e for e in entries if _wanted(e, config)]
+        removed = [
+            e["filename"]
+            for e in entries
+            if e.get("status") == "removed"
+            and str(e.get("filename", "")).endswith(PYTHON_SUFFIXES)
+            and config.includes(e["filename"])
+        ]
+        if removed:
+            shown = ", ".join(f"`{path}`" for path in removed[:10])
+            more = f" and {len(removed) - 10} more" if len(removed) > 10 else ""
+            notes.append(f"Removed, so not audited: {shown}{more}.")
         state.step = "reading the changed files"
         tree = await self._python_tree(gh, request, state.head_sha) if wanted else {}
         fetched = await asyncio.gather(*(self._fetch(gh, request, entry, tree) for entry in wanted))
@@ -546,6 +557,8 @@ class Auditor:
         path = entry["filename"]
         patch = entry.get("patch")
         lines = parse_patch(patch) if isinstance(patch, str) else None
+        if lines is None and _unchanged_content(entry):
+            lines = EMPTY_PATCH  # no patch because the content did not change: no new lines
         base = _Fetched(
             path=path, status=entry.get("status", "modified"), patch=lines, sha=entry["sha"]
         )
@@ -773,6 +786,16 @@ class TreeEntry(NamedTuple):
 
 
 _UNKNOWN_ENTRY = TreeEntry("", 0, "")
+
+
+def _unchanged_content(entry: Mapping[str, Any]) -> bool:
+    """A pure rename, copy or mode change (a binary file also has no counts, but is
+    added or modified)."""
+    return (
+        entry.get("status") in ("renamed", "copied", "changed", "unchanged")
+        and not entry.get("additions")
+        and not entry.get("deletions")
+    )
 
 
 def _recent_key(request: AuditRequest, pull: Mapping[str, Any]) -> tuple[str, int, str, str, str]:
