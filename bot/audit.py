@@ -333,8 +333,9 @@ class Auditor:
         gh = self.hub.installation(request.installation_id)
         state = _State(request=request, pull=pull, head_sha=job.head_sha, extra=job.log_extra)
         started = time.monotonic()
+        deadline = asyncio.timeout(self.settings.audit_timeout)
         try:
-            async with asyncio.timeout(self.settings.audit_timeout):
+            async with deadline:
                 await self._audit(gh, state)
             self._recent[_recent_key(request, pull)] = True
         except asyncio.CancelledError:
@@ -346,17 +347,15 @@ class Auditor:
                 outcome = interrupted_outcome(state.config.on_error)
             await self._finish_quietly(gh, state, outcome)
             raise
-        except TimeoutError:
-            reason = (
-                f"the audit took longer than {self.settings.audit_timeout:.0f} seconds "
-                f"(while {state.step})"
-            )
-            await self._finish_quietly(
-                gh, state, error_outcome(reason, on_error=state.config.on_error)
-            )
         except Exception as exc:
-            logger.exception("audit failed", extra={**state.extra, "step": state.step})
-            reason = f"txaudit failed while {state.step}: {describe_error(exc)}"
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                reason = (
+                    f"the audit took longer than {self.settings.audit_timeout:.0f} seconds "
+                    f"(while {state.step})"
+                )
+            else:  # a GitHub call that timed out after its retries is a TimeoutError too
+                logger.exception("audit failed", extra={**state.extra, "step": state.step})
+                reason = f"txaudit failed while {state.step}: {describe_error(exc)}"
             await self._finish_quietly(
                 gh, state, error_outcome(reason, on_error=state.config.on_error)
             )
@@ -912,6 +911,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, HTTPException):
         status = int(exc.status_code)
         detail = f" ({exc.args[0]})" if exc.args and isinstance(exc.args[0], str) else ""
+        if status == 429 or (status == 403 and "rate limit" in detail.lower()):
+            return f"GitHub's rate limit stopped the audit ({status}){detail}; re-run later"
         if status in (401, 403):
             return f"GitHub refused access ({status}){detail}; check the app's permissions"
         return f"GitHub answered {status}{detail}"
