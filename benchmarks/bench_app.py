@@ -470,7 +470,8 @@ async def audit_size(
                 "/txaudit",
                 "issue_comment",
                 lambda: payloads.issue_comment_event(
-                    fake, repo.add_comment(pr.number, "/txaudit", user="alice"),
+                    fake,
+                    repo.add_comment(pr.number, "/txaudit", user="alice"),
                     installation_id=iid,
                 ),
             ),
