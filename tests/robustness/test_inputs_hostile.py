@@ -95,6 +95,7 @@ async def test_every_hostile_file_is_named_and_the_rest_is_audited(app_client: H
     skipped = summary.split("### Skipped", 1)[1]
     assert "`app/huge.py`: larger than 1 MB (10.0 MB)" in skipped
     assert "`app/link.py`: a symbolic link" in skipped
+    assert "`app/lib.py`: a submodule; not audited" in skipped
     # The removed file is named too; the submodules are not Python files at all.
     assert "app/gone.py" in summary
     assert "vendor/lib" not in summary
