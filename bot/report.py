@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from bot.output import by_rule, finding_key, rule_order, severity_breakdown
 from rules.config import Config
-from rules.guides import RULE_GUIDE
+from rules.guides import guide_heading
 from rules.model import FileResult, Finding, Severity
 
 _ICONS = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.NOTICE: "ℹ️"}  # noqa: RUF001
@@ -28,14 +28,8 @@ def _lines_label(findings: Sequence[Finding]) -> str:
 
 
 def _heading(rule_id: str, config: Config) -> str | None:
-    entry = RULE_GUIDE.get(rule_id)
-    if entry is None:
-        return None
-    guide_name, heading = entry
-    guide = config.guides.get(guide_name)
-    if guide is not None and rule_id in guide.sections:
-        return guide.sections[rule_id]
-    return heading
+    found = guide_heading(rule_id, config)
+    return None if found is None else found[1]
 
 
 def _guide_cell(rule_id: str, config: Config, guide: Callable[[str], str | None]) -> str:

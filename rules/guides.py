@@ -33,8 +33,11 @@ def github_slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def guide_anchor(rule_id: str, config: Config) -> tuple[str, str] | None:
-    """(guide name, anchor) for a rule, or None for rules without a guide (TXA*)."""
+def guide_heading(rule_id: str, config: Config) -> tuple[str, str] | None:
+    """(guide name, section heading) for a rule, or None for rules without a guide (TXA*).
+
+    The heading is the config's `guides.<name>.sections.<ID>` when given, else the default.
+    """
     entry = RULE_GUIDE.get(rule_id)
     if entry is None:
         return None
@@ -42,7 +45,13 @@ def guide_anchor(rule_id: str, config: Config) -> tuple[str, str] | None:
     guide = config.guides.get(guide_name)
     if guide is not None and rule_id in guide.sections:
         heading = guide.sections[rule_id]
-    return guide_name, github_slug(heading)
+    return guide_name, heading
+
+
+def guide_anchor(rule_id: str, config: Config) -> tuple[str, str] | None:
+    """(guide name, anchor) for a rule, or None for rules without a guide (TXA*)."""
+    found = guide_heading(rule_id, config)
+    return None if found is None else (found[0], github_slug(found[1]))
 
 
 def guide_link(rule_id: str, config: Config, *, blob_base: str | None = None) -> str | None:
