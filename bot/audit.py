@@ -115,6 +115,31 @@ def _engine_audit(source: bytes, path: str, config: Config, project: object | No
     return audit_source(source, path, config, project=project)
 
 
+def _engine_audit_many(
+    items: Sequence[tuple[bytes, str]], config: Config, project: object | None
+) -> list[FileResult]:
+    """Several files in one worker call: the TX007 index is pickled once per batch, not once
+    per file (for a 1,000-file pull request the index is over 1 MB)."""
+    return [_engine_audit(source, path, config, project) for source, path in items]
+
+
+def _summarize(source: bytes, vocab: object) -> object:
+    from rules.callgraph import summarize
+
+    return summarize(source, vocab)  # type: ignore[arg-type]
+
+
+def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
+    """Put a summary computed in a worker where `rules.callgraph.summarize` looks first, so
+    that `ProjectIndex.add_source` and `prefetch` do not parse the module again on the event
+    loop. (`rules.callgraph` has no public setter; without this the result is the same, only
+    slower.)"""
+    from rules import callgraph
+
+    with callgraph._CACHE_LOCK:
+        callgraph._CACHE[(hashlib.sha1(source).digest(), vocab)] = summary  # type: ignore[index]
+
+
 def _warm_up() -> None:
     import rules.engine  # noqa: F401 - import libcst once per worker, not per file
 
@@ -170,6 +195,58 @@ class EngineRunner:
             ) from None
         self._results[key] = result
         return result
+
+    async def audit_many(
+        self,
+        items: Sequence[tuple[bytes, str, str]],
+        config: Config,
+        *,
+        config_key: str,
+        project: object | None = None,
+    ) -> list[FileResult]:
+        """`audit` for (source, path, blob sha) items, in a few batches per worker."""
+        results: list[FileResult | None] = [
+            self._results.get((sha, path, config_key)) for _, path, sha in items
+        ]
+        todo = [i for i, result in enumerate(results) if result is None]
+        if todo:
+            self.runs += len(todo)
+            batches = min(len(todo), max(self._workers, 1) * 2)
+            by_size = sorted(todo, key=lambda i: -len(items[i][0]))
+            chunks = [by_size[k::batches] for k in range(batches)]  # balanced by bytes
+            loop = asyncio.get_running_loop()
+            pool = self._pool()
+
+            async def run(chunk: list[int]) -> None:
+                call = partial(
+                    _engine_audit_many,
+                    [(items[i][0], items[i][1]) for i in chunk],
+                    config,
+                    project,
+                )
+                try:
+                    done = await loop.run_in_executor(pool, call)
+                except BrokenProcessPool:
+                    self._reset()
+                    paths = ", ".join(items[i][1] for i in chunk[:3])
+                    more = f" and {len(chunk) - 3} more" if len(chunk) > 3 else ""
+                    raise AuditFailure(
+                        f"the rule engine's worker process died while auditing {paths}{more}"
+                    ) from None
+                for i, result in zip(chunk, done, strict=True):
+                    results[i] = self._results[(items[i][2], items[i][1], config_key)] = result
+
+            await asyncio.gather(*(run(chunk) for chunk in chunks))
+        return [result for result in results if result is not None]
+
+    async def summarize(self, source: bytes, vocab: object) -> None:
+        """Compute a module's TX007 summary off the event loop (cached by
+        `rules.callgraph.summarize` in this process)."""
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+        summary = await loop.run_in_executor(pool, _summarize, source, vocab)
+        if pool is not None:
+            _prime_summary(source, vocab, summary)
 
     def _reset(self) -> None:
         if self._owns_executor and self._executor is not None:
@@ -454,7 +531,15 @@ class Auditor:
             notes.append(f"Removed, so not audited: {shown}{more}.")
         state.step = "reading the changed files"
         tree = await self._python_tree(gh, request, state.head_sha) if wanted else {}
-        fetched = await asyncio.gather(*(self._fetch(gh, request, entry, tree) for entry in wanted))
+        vocab = _tx007_vocab(config)
+
+        async def fetch(entry: Mapping[str, Any]) -> _Fetched:
+            item = await self._fetch(gh, request, entry, tree)
+            if vocab is not None and item.content is not None:
+                await self.engine.summarize(item.content, vocab)  # while others download
+            return item
+
+        fetched = await asyncio.gather(*(fetch(entry) for entry in wanted))
         # TX007: fetch the modules that the changed code calls into, at the head.
         state.step = "fetching the modules the changed code calls"
         project = await self._callee_modules(gh, state, fetched, tree, notes)
@@ -462,11 +547,7 @@ class Auditor:
         key = config_key(config)
         if project is not None:  # TX007 results depend on the other modules at this head
             key = f"{key}@{state.head_sha}"
-        return list(
-            await asyncio.gather(
-                *(self._run_engine(item, config, key, project) for item in fetched)
-            )
-        )
+        return await self._run_engine(fetched, config, key, project)
 
     async def _read_config(self, gh: GitHubClient, request: AuditRequest, ref: str) -> Config:
         for path in CONFIG_PATHS:
@@ -607,9 +688,11 @@ class Auditor:
             if entry.size > MAX_FILE_BYTES:
                 return None
             try:
-                return await self.hub.blob(gh, request.owner, request.repo, entry.sha)
+                content = await self.hub.blob(gh, request.owner, request.repo, entry.sha)
             except BadRequest:
                 return None
+            await self.engine.summarize(content, index.vocab)  # `prefetch` finds it cached
+            return content
 
         await index.prefetch([item.path for item in audited], fetch)
         if index.limit_hit:
@@ -620,14 +703,22 @@ class Auditor:
         return index
 
     async def _run_engine(
-        self, item: _Fetched, config: Config, key: str, project: object | None
-    ) -> AuditedFile:
-        if item.skipped is not None or item.content is None:
-            return AuditedFile(item.path, item.status, item.patch, None, skipped=item.skipped)
-        result = await self.engine.audit(
-            item.content, item.path, config, blob_sha=item.sha, config_key=key, project=project
+        self, fetched: Sequence[_Fetched], config: Config, key: str, project: object | None
+    ) -> list[AuditedFile]:
+        audited = [item for item in fetched if item.skipped is None and item.content is not None]
+        results = await self.engine.audit_many(
+            [(item.content or b"", item.path, item.sha) for item in audited],
+            config,
+            config_key=key,
+            project=project,
         )
-        return AuditedFile(item.path, item.status, item.patch, result)
+        by_path = {item.path: result for item, result in zip(audited, results, strict=True)}
+        return [
+            AuditedFile(item.path, item.status, item.patch, by_path[item.path])
+            if item.path in by_path
+            else AuditedFile(item.path, item.status, item.patch, None, skipped=item.skipped)
+            for item in fetched
+        ]
 
     async def _existing_fingerprints(
         self, gh: GitHubClient, request: AuditRequest
@@ -800,6 +891,15 @@ def _unchanged_content(entry: Mapping[str, Any]) -> bool:
 def _recent_key(request: AuditRequest, pull: Mapping[str, Any]) -> tuple[str, int, str, str, str]:
     head, base = pull["head"]["sha"], (pull.get("base") or {}).get("sha") or ""
     return (request.full_name, request.number, head, base, request.filter_override or "")
+
+
+def _tx007_vocab(config: Config) -> object | None:
+    """The `rules.callgraph.Vocab` that TX007 summaries use, or None when TX007 is off."""
+    if config.max_callee_modules == 0 or not _tx007_enabled(config):
+        return None
+    from rules.callgraph import Vocab
+
+    return Vocab.from_config(config)
 
 
 def _tx007_enabled(config: Config) -> bool:
