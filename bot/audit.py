@@ -10,7 +10,7 @@ import re
 import sys
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -441,6 +441,23 @@ class Auditor:
 
     async def _audit(self, gh: GitHubClient, state: _State) -> None:
         request, pull = state.request, state.pull
+        # The reads that depend on nothing go out together with the check run: the time to
+        # a finished check is a count of round trips (the limiter bounds the concurrency).
+        reads = _Reads(
+            config=self._read_config(gh, request, state.base_sha),
+            files=self._changed_files(gh, request, int(pull.get("changed_files") or 0)),
+            tree=self._python_tree(gh, request, state.head_sha),
+            existing=self._existing_fingerprints(gh, request),
+        )
+        try:
+            await self._audit_steps(gh, state, reads)
+            if reads.orphans is not None:
+                await reads.orphans  # best effort, never raises
+        finally:
+            await reads.cancel()
+
+    async def _audit_steps(self, gh: GitHubClient, state: _State, reads: _Reads) -> None:
+        request, pull = state.request, state.pull
         # 1. The check run, at once.
         state.step = "creating the check run"
         state.check_run = await gh.post(
@@ -448,21 +465,21 @@ class Auditor:
             {"owner": request.owner, "repo": request.repo},
             data=_new_check_run(request, pull, state.head_sha),
         )
-        await self._complete_orphans(gh, state)
+        reads.orphans = asyncio.ensure_future(self._complete_orphans(gh, state))
         # 2. The config, from the base commit.
         state.step = "reading the configuration from the base commit"
         try:
-            state.config = await self._read_config(gh, request, state.base_sha)
+            state.config = await reads.config
         except ConfigError as exc:
             logger.info("invalid configuration", extra={**state.extra, "error": str(exc)})
             await self._complete(gh, state, config_error_outcome(str(exc)))
             return
         config = state.config
         notes: list[str] = []
-        files = await self._audited_files(gh, state, notes)
+        files = await self._audited_files(gh, state, notes, reads)
         # 6 (first half): what the app already said on this pull request.
         state.step = "reading earlier review comments"
-        existing = await self._existing_fingerprints(gh, request)
+        existing = await reads.existing
         check_url = (state.check_run or {}).get("html_url")
         ctx = AuditContext(
             repo=request.full_name,
@@ -494,23 +511,21 @@ class Auditor:
                 "comments": len(outcome.comments),
             },
         )
-        # 6. One review with the new comments.
+        # 6. One review with the new comments (the head was checked just before step 5; a
+        # push since then cancels this job through its webhook).
         if outcome.comments:
             state.step = "posting the review"
-            if await self._newer_head(gh, request, state.head_sha) is not None:
-                logger.info("head moved on; review not posted", extra=state.extra)
-                return
             await self._post_review(gh, state, outcome)
 
     # -- steps ---------------------------------------------------------------------------
 
     async def _audited_files(
-        self, gh: GitHubClient, state: _State, notes: list[str]
+        self, gh: GitHubClient, state: _State, notes: list[str], reads: _Reads
     ) -> list[AuditedFile]:
         """Steps 3 and 4: the changed Python files at the head, through the engine."""
         request, config = state.request, state.config
         state.step = "listing the changed files"
-        entries = await self._changed_files(gh, request)
+        entries = await reads.files
         listed_max = int(state.pull.get("changed_files") or 0)
         if listed_max > len(entries) and len(entries) >= MAX_LISTED_FILES:
             notes.append(
@@ -530,7 +545,7 @@ class Auditor:
             more = f" and {len(removed) - 10} more" if len(removed) > 10 else ""
             notes.append(f"Removed, so not audited: {shown}{more}.")
         state.step = "reading the changed files"
-        tree = await self._python_tree(gh, request, state.head_sha) if wanted else {}
+        tree = await reads.tree if wanted else {}
         vocab = _tx007_vocab(config)
 
         async def fetch(entry: Mapping[str, Any]) -> _Fetched:
@@ -585,14 +600,24 @@ class Auditor:
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text") from None
 
-    async def _changed_files(self, gh: GitHubClient, request: AuditRequest) -> list[dict[str, Any]]:
-        return [
-            entry
-            async for entry in gh.getiter(
-                "/repos/{owner}/{repo}/pulls/{number}/files?per_page=100",
-                {"owner": request.owner, "repo": request.repo, "number": request.number},
-            )
-        ]
+    async def _changed_files(
+        self, gh: GitHubClient, request: AuditRequest, expected: int = 0
+    ) -> list[dict[str, Any]]:
+        """All pages of the changed files; with `expected` (the pull request's
+        `changed_files`) the pages are fetched at once, then any further ones followed."""
+        url = "/repos/{owner}/{repo}/pulls/{number}/files?per_page=100"
+        url_vars = {"owner": request.owner, "repo": request.repo, "number": request.number}
+        pages = min(max(1, -(-expected // 100)), MAX_LISTED_FILES // 100)
+
+        async def follow(page: int) -> list[dict[str, Any]]:
+            suffix = f"&page={page}" if page > 1 else ""
+            return [entry async for entry in gh.getiter(url + suffix, url_vars)]
+
+        async def one(page: int) -> list[dict[str, Any]]:
+            return list(await gh.getitem(url + f"&page={page}", url_vars))
+
+        chunks = await asyncio.gather(*(one(page) for page in range(1, pages)), follow(pages))
+        return [entry for chunk in chunks for entry in chunk]
 
     async def _python_tree(
         self, gh: GitHubClient, request: AuditRequest, head_sha: str
@@ -723,12 +748,18 @@ class Auditor:
     async def _existing_fingerprints(
         self, gh: GitHubClient, request: AuditRequest
     ) -> frozenset[str]:
-        login = await self.hub.bot_login()
+        async def comments() -> list[dict[str, Any]]:
+            return [
+                comment
+                async for comment in gh.getiter(
+                    "/repos/{owner}/{repo}/pulls/{number}/comments?per_page=100",
+                    {"owner": request.owner, "repo": request.repo, "number": request.number},
+                )
+            ]
+
+        login, listed = await asyncio.gather(self.hub.bot_login(), comments())
         found: set[str] = set()
-        async for comment in gh.getiter(
-            "/repos/{owner}/{repo}/pulls/{number}/comments?per_page=100",
-            {"owner": request.owner, "repo": request.repo, "number": request.number},
-        ):
+        for comment in listed:
             user = comment.get("user") or {}
             if login is not None and user.get("login") != login:
                 continue
@@ -865,6 +896,33 @@ class Auditor:
                 "rate_reset": (limit.reset_datetime.isoformat() if limit is not None else None),
             },
         )
+
+
+class _Reads:
+    """The reads an audit starts at once, as tasks; awaited where each step needs them."""
+
+    def __init__(
+        self,
+        *,
+        config: Awaitable[Config],
+        files: Awaitable[list[dict[str, Any]]],
+        tree: Awaitable[dict[str, TreeEntry]],
+        existing: Awaitable[frozenset[str]],
+    ) -> None:
+        self.config = asyncio.ensure_future(config)
+        self.files = asyncio.ensure_future(files)
+        self.tree = asyncio.ensure_future(tree)
+        self.existing = asyncio.ensure_future(existing)
+        self.orphans: asyncio.Future[None] | None = None
+
+    async def cancel(self) -> None:
+        """Cancel what is still running; collect every outcome (no unretrieved errors)."""
+        tasks = [self.config, self.files, self.tree, self.existing]
+        if self.orphans is not None:
+            tasks.append(self.orphans)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class TreeEntry(NamedTuple):
