@@ -1,0 +1,61 @@
+"""The mutation bucket and the TX007 summary hand-over, without a server."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+import bot.audit
+from bot.github import RetryPolicy, _Limiter
+from rules import callgraph
+from rules.config import Config
+
+SOURCE = b"""
+from app.repo import save
+
+
+async def handler(session) -> None:
+    await save(session)
+"""
+
+
+async def test_mutations_go_out_in_a_burst_then_one_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(bot.github.time, "monotonic", lambda: clock[0])
+    hub = SimpleNamespace(retry=RetryPolicy(mutation_interval=1.0, mutation_burst=3), sleep=sleep)
+    limiter = _Limiter(hub)  # type: ignore[arg-type]
+    for _ in range(3):
+        await limiter.space_mutation()
+    assert sleeps == []  # create, complete, review: no waiting
+    await limiter.space_mutation()
+    await limiter.space_mutation()
+    assert sleeps == [pytest.approx(1.0), pytest.approx(1.0)]
+    clock[0] += 10  # idle: the bucket refills up to the burst
+    sleeps.clear()
+    for _ in range(4):
+        await limiter.space_mutation()
+    assert sleeps == [pytest.approx(1.0)]
+
+
+def test_a_summary_from_a_worker_is_not_computed_again() -> None:
+    """`_prime_summary` puts a worker's summary where `rules.callgraph` looks first; if the
+    engine's cache changes shape, this fails instead of parsing silently on the event loop."""
+    vocab = callgraph.Vocab.from_config(Config())
+    callgraph.clear_cache()
+    summary = bot.audit._summarize(SOURCE, vocab)
+    assert summary is not None
+    callgraph.clear_cache()
+    bot.audit._prime_summary(SOURCE, vocab, summary)
+    index = callgraph.ProjectIndex({"app/handler.py", "app/repo.py"}, config=Config())
+    index.add_source("app/handler.py", SOURCE)
+    assert callgraph.STATS["computed"] == 0
+    assert index.has("app/handler.py") and index.summary("app/handler.py") == summary
