@@ -1,9 +1,9 @@
 """Property-based tests: no input makes the patch parser, the slash-command parser, the rule
 engine or the webhook intake fail.
 
-Python programs come from hypothesmith (generated from CPython's grammar) when it is installed;
-it is not a declared dependency, so without it those tests are skipped and the hand-written
-"Python-ish" strategy below (keywords, SQLAlchemy calls, brackets, odd bytes) still runs.
+Python programs come from hypothesmith (generated from CPython's grammar, a test dependency),
+and from the hand-written "Python-ish" strategy below (keywords, SQLAlchemy calls, brackets,
+odd bytes).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
+import hypothesmith
 from aiohttp.test_utils import TestClient, TestServer
 from app_helpers import settings_for
 from fakegithub import FakeGitHub, payloads
@@ -188,18 +188,8 @@ def test_engine_never_raises_on_python_ish_bytes(source: bytes) -> None:
     _check(audit_source(source, "app/fuzz.py", Config()), source)
 
 
-try:
-    import hypothesmith
-
-    _programs = hypothesmith.from_grammar()
-except ImportError:  # pragma: no cover - optional
-    hypothesmith = None
-    _programs = st.nothing()
-
-
-@pytest.mark.skipif(hypothesmith is None, reason="hypothesmith is not installed")
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(_programs)
+@given(hypothesmith.from_grammar())
 def test_engine_never_raises_on_generated_programs(program: str) -> None:
     source = program.encode("utf-8", "surrogatepass")
     _check(audit_source(source, "app/generated.py", Config()), source)
