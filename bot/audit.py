@@ -53,7 +53,10 @@ MAX_LISTED_FILES = 3000
 MODE_SYMLINK = "120000"
 MODE_SUBMODULE = "160000"
 #: Engine results kept by (blob sha, path, config): a re-audit of the same head parses nothing.
-RESULT_CACHE_ENTRIES = 4096
+#: Bounded by (approximate) size, since one result can hold thousands of findings.
+RESULT_CACHE_BYTES = 32 * 1024 * 1024
+#: Head trees kept (path -> mode, size, sha of the Python files), bounded by total entries.
+TREE_CACHE_ENTRIES = 100_000
 #: One push fires several deliveries (GitHub may also send one twice): a head audited this
 #: recently (seconds) is not audited again for these triggers; explicit re-runs always are.
 RECENT_AUDIT_TTL = 300.0
@@ -155,7 +158,7 @@ class EngineRunner:
         self._executor = executor
         self._owns_executor = executor is None
         self._results: cachetools.LRUCache[tuple[str, str, str], FileResult] = cachetools.LRUCache(
-            maxsize=RESULT_CACHE_ENTRIES
+            maxsize=RESULT_CACHE_BYTES, getsizeof=_result_size
         )
         self.runs = 0  # engine invocations (cache misses), for logs and tests
 
@@ -193,7 +196,7 @@ class EngineRunner:
             raise AuditFailure(
                 f"the rule engine's worker process died while auditing {path}"
             ) from None
-        self._results[key] = result
+        self._remember(key, result)
         return result
 
     async def audit_many(
@@ -234,10 +237,17 @@ class EngineRunner:
                         f"the rule engine's worker process died while auditing {paths}{more}"
                     ) from None
                 for i, result in zip(chunk, done, strict=True):
-                    results[i] = self._results[(items[i][2], items[i][1], config_key)] = result
+                    results[i] = result
+                    self._remember((items[i][2], items[i][1], config_key), result)
 
             await asyncio.gather(*(run(chunk) for chunk in chunks))
         return [result for result in results if result is not None]
+
+    def _remember(self, key: tuple[str, str, str], result: FileResult) -> None:
+        try:
+            self._results[key] = result
+        except ValueError:  # larger than the whole cache: not kept
+            pass
 
     async def summarize(self, source: bytes, vocab: object) -> None:
         """Compute a module's TX007 summary off the event loop (cached by
@@ -257,6 +267,16 @@ class EngineRunner:
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def _result_size(result: FileResult) -> int:
+    """Approximate bytes of an engine result (for the cache bound)."""
+    size = 256 + len(result.error or "")
+    for finding in result.findings:
+        fix = getattr(finding, "fix", None)
+        size += 512 + len(finding.message) + len(finding.snippet)
+        size += len(getattr(fix, "replacement", "") or "")
+    return size + 256 * len(result.suppressions)
 
 
 def config_key(config: Config) -> str:
@@ -320,7 +340,7 @@ class Auditor:
             cachetools.TTLCache(maxsize=4096, ttl=RECENT_AUDIT_TTL)
         )
         self._trees: cachetools.LRUCache[tuple[str, str], dict[str, TreeEntry]] = (
-            cachetools.LRUCache(maxsize=64)
+            cachetools.LRUCache(maxsize=TREE_CACHE_ENTRIES, getsizeof=lambda tree: len(tree) + 1)
         )
 
     # -- intake side ---------------------------------------------------------------------
@@ -649,7 +669,8 @@ class Auditor:
             for item in tree.get("tree", ())
             if isinstance(item, dict) and str(item.get("path", "")).endswith(PYTHON_SUFFIXES)
         }
-        self._trees[key] = entries
+        if len(entries) < TREE_CACHE_ENTRIES:
+            self._trees[key] = entries
         return entries
 
     async def _fetch(

@@ -31,7 +31,8 @@ CONCURRENCY_PER_INSTALLATION = 25
 #: Cached file contents, in bytes, across installations (a blob sha names its content).
 BLOB_CACHE_BYTES = 64 * 1024 * 1024
 #: Responses kept for conditional GETs (ETag / Last-Modified); a 304 costs no rate limit.
-ETAG_CACHE_ENTRIES = 2000
+#: Bounded by (approximate) size: one page of a pull request's files can hold megabytes.
+ETAG_CACHE_BYTES = 32 * 1024 * 1024
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -65,10 +66,28 @@ class _ConditionalCache(cachetools.LRUCache[str, Any]):
     URL with two media types through it.
     """
 
+    def __init__(self, max_bytes: int = ETAG_CACHE_BYTES) -> None:
+        super().__init__(maxsize=max_bytes, getsizeof=approx_size)
+
     def __setitem__(self, key: str, value: Any) -> None:
         if "/git/blobs/" in key or "/git/trees/" in key:
             return
-        super().__setitem__(key, value)
+        try:
+            super().__setitem__(key, value)
+        except ValueError:  # larger than the whole cache: not kept
+            pass
+
+
+def approx_size(value: object) -> int:
+    """A cheap estimate, in bytes, of the memory a decoded JSON value (or a tuple of them)
+    holds: string lengths plus a fixed overhead per object. For cache bounds, not accounting."""
+    if isinstance(value, str | bytes):
+        return 50 + len(value)
+    if isinstance(value, dict):
+        return 64 + sum(approx_size(k) + approx_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return 56 + sum(approx_size(item) for item in value)
+    return 32
 
 
 class TokenCache:
@@ -301,7 +320,7 @@ class GitHub:
         self.retry = retry or RetryPolicy()
         self.sleep: Sleep = sleep or asyncio.sleep
         self.clock = clock
-        self.etag_cache = _ConditionalCache(maxsize=ETAG_CACHE_ENTRIES)
+        self.etag_cache = _ConditionalCache()
         self.blobs = BlobCache()
         self.tokens = TokenCache(self._mint_token, clock=clock)
         self._limiters: dict[int | None, _Limiter] = {}

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 import bot.audit
+import bot.github
 from bot.github import RetryPolicy, _Limiter
 from rules import callgraph
 from rules.config import Config
@@ -59,3 +60,19 @@ def test_a_summary_from_a_worker_is_not_computed_again() -> None:
     index.add_source("app/handler.py", SOURCE)
     assert callgraph.STATS["computed"] == 0
     assert index.has("app/handler.py") and index.summary("app/handler.py") == summary
+
+
+def test_caches_are_bounded_by_size_not_count() -> None:
+    etags = bot.github._ConditionalCache(max_bytes=100_000)
+    page = [{"filename": f"f{i}.py", "patch": "+x\n" * 1000} for i in range(10)]  # ~30 KB
+    for n in range(20):
+        etags[f"/repos/o/r/pulls/{n}/files"] = ("etag", None, page, None)
+    assert etags.currsize <= 100_000 and len(etags) == 3
+    etags["/repos/o/r/pulls/99/files"] = ("etag", None, page * 10, None)  # too big: not kept
+    assert "/repos/o/r/pulls/99/files" not in etags
+
+    engine = bot.audit.EngineRunner(0)
+    finding = SimpleNamespace(message="m" * 1_000_000, snippet="", fix=None)
+    big = SimpleNamespace(error=None, findings=(finding,) * 40, suppressions=())
+    engine._remember(("sha", "a.py", "cfg"), big)  # type: ignore[arg-type]
+    assert engine._results.get(("sha", "a.py", "cfg")) is None  # over the whole bound
