@@ -23,6 +23,7 @@ import cachetools
 import gidgethub
 from gidgethub import BadRequest, HTTPException, InvalidField, ValidationError
 
+import rules.callgraph  # noqa: F401 - loads libcst at startup, not in the first audit's intake
 from bot.core import (
     REAUDIT_ACTION,
     AuditContext,
