@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"txaudit/{__version__}"
 #: Re-mint an installation token this long before GitHub says it expires.
 TOKEN_MARGIN = 5 * 60
+#: An app JWT is valid for 10 minutes; one is signed at most this often (seconds), since
+#: loading the PEM key and signing costs ~30 ms of CPU on the event loop per mint.
+JWT_REUSE = 5 * 60
 #: Concurrent requests per installation: a quarter of the 100 GitHub allows across REST and
 #: GraphQL, so that a 1,000-file pull request reads its files in 40 round trips, not 125.
 CONCURRENCY_PER_INSTALLATION = 25
@@ -332,6 +335,7 @@ class GitHub:
             private_key=settings.private_key,
         )
         self._app_info: dict[str, Any] | None = None
+        self._jwt: tuple[str, float] | None = None
 
     def limiter(self, installation_id: int | None) -> _Limiter:
         limiter = self._limiters.get(installation_id)
@@ -339,13 +343,28 @@ class GitHub:
             limiter = self._limiters[installation_id] = _Limiter(self)
         return limiter
 
+    def _app_jwt(self) -> str:
+        """The app's JWT (gidgethub's `get_jwt`), reused for `JWT_REUSE` seconds."""
+        now = time.monotonic()
+        if self._jwt is None or now - self._jwt[1] > JWT_REUSE:
+            token = gh_apps.get_jwt(
+                app_id=self.settings.app_id, private_key=self.settings.private_key
+            )
+            self._jwt = (token, now)
+        return self._jwt[0]
+
     async def _mint_token(self, installation_id: int) -> dict[str, Any]:
-        return await gh_apps.get_installation_access_token(
-            self._app_client,
-            installation_id=str(installation_id),
-            app_id=self.settings.app_id,
-            private_key=self.settings.private_key,
-        )
+        """`POST /app/installations/{id}/access_tokens` with the app JWT."""
+        try:
+            data: dict[str, Any] = await self._app_client.post(
+                f"/app/installations/{installation_id}/access_tokens",
+                data=b"",
+                jwt=self._app_jwt(),
+            )
+        except Exception:
+            self._jwt = None  # e.g. a JWT refused for clock skew: sign a new one next time
+            raise
+        return data
 
     def installation(self, installation_id: int) -> GitHubClient:
         """A client acting as the installation; its token is minted on first use.
