@@ -682,7 +682,7 @@ def machine() -> dict[str, str]:
     mem = run("free", "-h").splitlines()
     return {
         "nproc": run("nproc"),
-        "memory": " ".join(mem[1].split()[:2]) if len(mem) > 1 else "?",
+        "memory": mem[1].split()[1] if len(mem) > 1 else "?",
         "python": platform.python_version(),
         "date": run("date", "-u", "+%Y-%m-%d %H:%M UTC"),
         "commit": run("git", "-C", str(REPO), "rev-parse", "--short", "HEAD"),
