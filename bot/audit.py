@@ -141,7 +141,7 @@ def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
     from rules import callgraph
 
     with callgraph._CACHE_LOCK:
-        callgraph._CACHE[(hashlib.sha1(source).digest(), vocab)] = summary  # type: ignore[index]
+        callgraph._CACHE[(hashlib.sha1(source).digest(), vocab)] = summary  # type: ignore[index,assignment]
 
 
 def _warm_up() -> None:
@@ -627,7 +627,11 @@ class Auditor:
         """All pages of the changed files; with `expected` (the pull request's
         `changed_files`) the pages are fetched at once, then any further ones followed."""
         url = "/repos/{owner}/{repo}/pulls/{number}/files?per_page=100"
-        url_vars = {"owner": request.owner, "repo": request.repo, "number": request.number}
+        url_vars: dict[str, str | int] = {
+            "owner": request.owner,
+            "repo": request.repo,
+            "number": request.number,
+        }
         pages = min(max(1, -(-expected // 100)), MAX_LISTED_FILES // 100)
 
         async def follow(page: int) -> list[dict[str, Any]]:
@@ -942,7 +946,7 @@ class _Reads:
 
     async def cancel(self) -> None:
         """Cancel what is still running; collect every outcome (no unretrieved errors)."""
-        tasks = [self.config, self.files, self.tree, self.existing]
+        tasks: list[asyncio.Future[Any]] = [self.config, self.files, self.tree, self.existing]
         if self.orphans is not None:
             tasks.append(self.orphans)
         for task in tasks:
