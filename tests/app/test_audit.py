@@ -418,9 +418,11 @@ async def test_engine_crash_fails_the_check(app_client: Harness, monkeypatch) ->
 
 
 async def test_audit_timeout_completes_the_run(make_app_client, fake_github, monkeypatch) -> None:
-    harness = await make_app_client(fake_github, audit_timeout=0.2)
+    # The timeout leaves room for the token and the check run on a busy machine (it was
+    # flaky at 0.2 s); the stalled listing is far beyond it.
+    harness = await make_app_client(fake_github, audit_timeout=1.5)
     _, pr = make_pr(fake_github, {PATH: helper_source(1)})
-    fake_github.faults.add(route="GET /repos/{o}/{r}/pulls/{n}/files", delay=1.0)
+    fake_github.faults.add(route="GET /repos/{o}/{r}/pulls/{n}/files", delay=10.0)
     await opened(harness, pr)
     [run] = fake_github.runs_for(pr.head_sha)
     assert run.conclusion == "failure" and "longer than" in run.output["summary"]
