@@ -134,14 +134,11 @@ def _summarize(source: bytes, vocab: object) -> object:
 
 
 def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
-    """Put a summary computed in a worker where `rules.callgraph.summarize` looks first, so
-    that `ProjectIndex.add_source` and `prefetch` do not parse the module again on the event
-    loop. (`rules.callgraph` has no public setter; without this the result is the same, only
-    slower.)"""
+    """Cache a summary computed in a worker in this process, so that
+    `ProjectIndex.add_source` and `prefetch` do not parse the module again on the event loop."""
     from rules import callgraph
 
-    with callgraph._CACHE_LOCK:
-        callgraph._CACHE[(hashlib.sha1(source).digest(), vocab)] = summary  # type: ignore[index,assignment]
+    callgraph.remember_summary(source, vocab, summary)  # type: ignore[arg-type]
 
 
 def _warm_up() -> None:

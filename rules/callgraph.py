@@ -863,6 +863,13 @@ def summarize(
     return result
 
 
+def remember_summary(source: bytes, vocab: Vocab, summary: ModuleSummary | None) -> None:
+    """Cache a summary computed elsewhere (the app computes them in worker processes), so
+    that `summarize` of the same bytes returns it without parsing."""
+    with _CACHE_LOCK:
+        _CACHE[(hashlib.sha1(source).digest(), vocab)] = summary
+
+
 def clear_cache() -> None:
     """Forget cached summaries (tests)."""
     with _CACHE_LOCK:

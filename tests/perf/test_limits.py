@@ -48,8 +48,8 @@ async def test_mutations_go_out_in_a_burst_then_one_per_interval(
 
 
 def test_a_summary_from_a_worker_is_not_computed_again() -> None:
-    """`_prime_summary` puts a worker's summary where `rules.callgraph` looks first; if the
-    engine's cache changes shape, this fails instead of parsing silently on the event loop."""
+    """`_prime_summary` hands a worker's summary to `rules.callgraph.remember_summary`; the
+    index then uses it instead of parsing the module again on the event loop."""
     vocab = callgraph.Vocab.from_config(Config())
     callgraph.clear_cache()
     summary = bot.audit._summarize(SOURCE, vocab)
