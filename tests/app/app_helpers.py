@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from fakegithub import FakeGitHub, PullRequest, payloads
@@ -128,3 +134,48 @@ def helper_source(count: int = 1, *, start: int = 0) -> str:
             "    await session.commit()\n"
         )
     return "".join(chunks)
+
+
+# --- `python -m bot` as a real process -------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_bot_process(
+    fake: FakeGitHub, **extra_env: str
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `python -m bot` (the Procfile's command) against `fake` and wait until
+    `/healthz` answers 200. Returns the process (stderr piped) and its base URL."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.getcwd(),
+        "GITHUB_APP_ID": str(fake.app_id),
+        "GITHUB_PRIVATE_KEY": fake.private_key_pem,
+        "GITHUB_WEBHOOK_SECRET": fake.webhook_secret,
+        "GITHUB_API_URL": fake.url,
+        "PORT": str(port),
+        **extra_env,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        return proc, base
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline or proc.returncode is not None:
+                proc.kill()
+                raise AssertionError("python -m bot did not start")
+            await asyncio.sleep(0.05)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from app_helpers import Harness, helper_source
+from app_helpers import Harness, helper_source, start_bot_process
 from fakegithub import FakeGitHub, payloads
 
 from bot.server import BACKGROUND, shutdown
@@ -126,44 +123,15 @@ async def test_interrupted_audit_honours_on_error_neutral(
 # --- a real `python -m bot` process --------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_sigterm_to_python_m_bot_drains_and_completes_the_run(fake_github) -> None:
     fake = fake_github
     pr = open_pr(fake)
     fake.faults.add(route=FILES, delay=30.0)  # this audit cannot finish in the grace period
-    port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": os.getcwd(),
-        "GITHUB_APP_ID": str(fake.app_id),
-        "GITHUB_PRIVATE_KEY": fake.private_key_pem,
-        "GITHUB_WEBHOOK_SECRET": fake.webhook_secret,
-        "GITHUB_API_URL": fake.url,
-        "PORT": str(port),
-        "TXAUDIT_WORKERS": "0",
-        "TXAUDIT_SHUTDOWN_GRACE": "2",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", env=env, stderr=asyncio.subprocess.PIPE
+    proc, base = await start_bot_process(
+        fake, TXAUDIT_WORKERS="0", TXAUDIT_SHUTDOWN_GRACE="2"
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with session.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                await asyncio.sleep(0.05)
             payload = payloads.pull_request_event(fake, pr, "opened")
             response = await payloads.deliver(
                 session, "pull_request", payload, fake.webhook_secret, url=base + "/webhook"
