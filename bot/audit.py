@@ -256,6 +256,19 @@ class EngineRunner:
         if pool is not None:
             _prime_summary(source, vocab, summary)
 
+    @property
+    def started(self) -> bool:
+        """Whether the worker processes have been started."""
+        return self._executor is not None
+
+    def start(self) -> None:
+        """Start the worker processes now (server start-up), so that the first audit does
+        not wait for them and for their libcst import (~0.3 s, six round trips at 50 ms)."""
+        pool = self._pool()
+        if pool is not None:
+            for _ in range(self._workers):
+                pool.submit(_warm_up)
+
     def _reset(self) -> None:
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)

@@ -73,6 +73,8 @@ def make_app(
     app[INTAKE] = intake
 
     async def github_context(app: web.Application) -> AsyncIterator[None]:
+        if owns_engine:
+            app[ENGINE].start()
         async with aiohttp.ClientSession(timeout=http_timeout) as session:
             app[GITHUB] = GitHub(session, settings, retry=retry, sleep=sleep)
             app[AUDITOR] = Auditor(

@@ -9,6 +9,7 @@ from app_helpers import Harness, helper_source
 from fakegithub import FakeGitHub, Symlink
 
 import bot.audit
+from bot.server import ENGINE
 
 PATH = "app/jobs.py"
 
@@ -478,6 +479,8 @@ async def test_ghes_base_path(make_fake_github, make_app_client) -> None:
 
 async def test_engine_in_worker_processes(make_app_client, fake_github) -> None:
     harness = await make_app_client(fake_github, workers=1)
+    # Started with the server, not by the first audit (which would wait ~0.3 s for them).
+    assert harness.app[ENGINE].started
     _, pr = make_pr(fake_github, {PATH: "def add(a, b):\n    return a + b\n"})
     await opened(harness, pr)
     [run] = fake_github.runs_for(pr.head_sha)
