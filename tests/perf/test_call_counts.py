@@ -18,22 +18,23 @@ from typing import Any
 import pytest
 from app_helpers import Harness, helper_source
 from fakegithub import FakeGitHub, PullRequest
+from fakegithub.routes import (
+    APP,
+    BLOB,
+    COMMENTS,
+    CONTENTS,
+    CREATE_RUN,
+    LIST_FILES,
+    PULL,
+    REACTION,
+    REVIEW,
+    RUNS_FOR_REF,
+    TOKEN,
+    TREE,
+    UPDATE_RUN,
+)
 
 import bot.audit
-
-LIST_FILES = "GET /repos/{o}/{r}/pulls/{n}/files"
-BLOB = "GET /repos/{o}/{r}/git/blobs/{sha}"
-TREE = "GET /repos/{o}/{r}/git/trees/{sha}"
-CONTENTS = "GET /repos/{o}/{r}/contents/{path}"
-CREATE_RUN = "POST /repos/{o}/{r}/check-runs"
-UPDATE_RUN = "PATCH /repos/{o}/{r}/check-runs/{id}"
-REVIEW = "POST /repos/{o}/{r}/pulls/{n}/reviews"
-COMMENTS = "GET /repos/{o}/{r}/pulls/{n}/comments"
-PULL = "GET /repos/{o}/{r}/pulls/{n}"
-RUNS_FOR_REF = "GET /repos/{o}/{r}/commits/{ref}/check-runs"
-TOKEN = "POST /app/installations/{id}/access_tokens"
-APP = "GET /app"
-REACTION = "POST /repos/{o}/{r}/issues/comments/{id}/reactions"
 
 CONFIG = ".github/txaudit.yml"
 

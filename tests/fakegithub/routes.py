@@ -1,0 +1,16 @@
+"""Route templates of the request log (`RequestRecord.route`), as tests and benchmarks
+count them: ``fake.log.count(routes.LIST_FILES)``."""
+
+LIST_FILES = "GET /repos/{o}/{r}/pulls/{n}/files"
+BLOB = "GET /repos/{o}/{r}/git/blobs/{sha}"
+TREE = "GET /repos/{o}/{r}/git/trees/{sha}"
+CONTENTS = "GET /repos/{o}/{r}/contents/{path}"
+CREATE_RUN = "POST /repos/{o}/{r}/check-runs"
+UPDATE_RUN = "PATCH /repos/{o}/{r}/check-runs/{id}"
+REVIEW = "POST /repos/{o}/{r}/pulls/{n}/reviews"
+COMMENTS = "GET /repos/{o}/{r}/pulls/{n}/comments"
+PULL = "GET /repos/{o}/{r}/pulls/{n}"
+RUNS_FOR_REF = "GET /repos/{o}/{r}/commits/{ref}/check-runs"
+TOKEN = "POST /app/installations/{id}/access_tokens"
+APP = "GET /app"
+REACTION = "POST /repos/{o}/{r}/issues/comments/{id}/reactions"
