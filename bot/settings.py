@@ -98,6 +98,12 @@ def _read_private_key(env: Mapping[str, str]) -> str:
 
 def check_private_key(pem: str) -> None:
     """Raise `SettingsError` unless `pem` is an RSA private key (GitHub App keys are RS256)."""
+    load_private_key(pem)
+
+
+def load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """The app's RSA private key, parsed once (parsing costs ~28 ms; signing with the parsed
+    key ~0.3 ms); `SettingsError` when it is not one."""
     try:
         key = serialization.load_pem_private_key(pem.strip().encode(), password=None)
     except (ValueError, TypeError):
@@ -106,6 +112,7 @@ def check_private_key(pem: str) -> None:
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise SettingsError("the GitHub App private key is not an RSA key: GitHub signs with RS256")
+    return key
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
