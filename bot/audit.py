@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import multiprocessing
+import os
 import re
 import sys
 import time
@@ -56,6 +57,8 @@ MODE_SUBMODULE = "160000"
 #: Engine results kept by (blob sha, path, config): a re-audit of the same head parses nothing.
 #: Bounded by (approximate) size, since one result can hold thousands of findings.
 RESULT_CACHE_BYTES = 32 * 1024 * 1024
+#: Added to the engine worker processes' niceness (lower priority than the event loop).
+WORKER_NICENESS = 10
 #: Head trees kept (path -> mode, size, sha of the Python files), bounded by total entries.
 TREE_CACHE_ENTRIES = 100_000
 #: One push fires several deliveries (GitHub may also send one twice): a head audited this
@@ -141,8 +144,19 @@ def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
     callgraph.remember_summary(source, vocab, summary)  # type: ignore[arg-type]
 
 
-def _warm_up() -> None:
-    import rules.engine  # noqa: F401 - import libcst once per worker, not per file
+def _init_worker() -> None:
+    """Worker start: lower the priority, import libcst once per worker (not per file)."""
+    try:
+        # The workers do the audits' CPU work; on a busy host the scheduler lets the event
+        # loop, which answers webhooks within GitHub's deadline, run first.
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not permitted here: the workers keep the server's priority
+        pass
+    import rules.engine  # noqa: F401
+
+
+def _no_op() -> None:
+    """A task that makes the pool start a worker."""
 
 
 class EngineRunner:
@@ -166,7 +180,7 @@ class EngineRunner:
             self._executor = ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context(method),
-                initializer=_warm_up,
+                initializer=_init_worker,
             )
         return self._executor
 
@@ -267,7 +281,7 @@ class EngineRunner:
         pool = self._pool()
         if pool is not None:
             for _ in range(self._workers):
-                pool.submit(_warm_up)
+                pool.submit(_no_op)
 
     def _reset(self) -> None:
         if self._owns_executor and self._executor is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from app_helpers import Harness, helper_source
@@ -486,6 +487,12 @@ async def test_engine_in_worker_processes(make_app_client, fake_github) -> None:
     [run] = fake_github.runs_for(pr.head_sha)
     assert run.status == "completed"
     assert run.conclusion == "success", run.output["summary"]
+    # The workers run below the event loop's priority, so that audits' CPU never delays
+    # the answer to a webhook on a busy host.
+    worker_niceness = await asyncio.get_running_loop().run_in_executor(
+        harness.app[ENGINE]._pool(), os.nice, 0
+    )
+    assert worker_niceness == os.nice(0) + bot.audit.WORKER_NICENESS
 
 
 def _explode(*args, **kwargs):
