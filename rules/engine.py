@@ -84,6 +84,9 @@ _DEEP_STACK = 512 * 1024 * 1024
 
 T = TypeVar("T")
 
+#: libcst parses in this process (the audits' and TX007's summaries'); tests read it.
+STATS = {"parses": 0}
+
 
 # --- public API ---------------------------------------------------------------------------
 
@@ -210,9 +213,11 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
     triggered = pattern is None or pattern.search(text) is not None
     has_comments = "txaudit" in text
     if not triggered and not has_comments and parse_severity is Severity.OFF:
+        take_tree(text)  # a tree that TX007 kept for this audit is not needed: free it
         return FileResult(path=path, lines=line_count)
 
-    # TX007 may already have parsed this module to follow calls into it (CLI runs).
+    # TX007 may already have parsed this module: to follow calls into it (CLI runs), or to
+    # summarise it in the same worker process before its audit (the app).
     parsed: cst.Module | _Problem | None = take_tree(text)
     if parsed is None:
         parsed = _parse(text)
@@ -326,6 +331,7 @@ def _parse(text: str) -> cst.Module | _Problem:
     if isinstance(checked, _Problem):
         return checked
     if checked is None:
+        STATS["parses"] += 1
         try:
             return cst.parse_module(text)
         except cst.ParserSyntaxError as exc:
@@ -341,6 +347,7 @@ def _parse(text: str) -> cst.Module | _Problem:
         or len(_ADJACENT_STRINGS.findall(text)) >= _CHAIN_LIMIT
     ):
         return _syntax_problem(cpython_error)
+    STATS["parses"] += 1
     try:
         return _deep(lambda: cst.parse_module(text))
     except Exception:  # libcst rejects it too: CPython's message is the more precise one

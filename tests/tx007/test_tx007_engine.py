@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from conftest import write_tree
@@ -99,3 +100,38 @@ async def create(db: Annotated[AsyncSession, Depends(get_db)]):
     assert [(f.rule, f.line) for f in result.findings if f.rule == "TX007"] == [("TX007", 13)]
     summary = callgraph.summarize(source)
     assert summary is not None and [s.function for s in summary.sites] == ["create"]
+
+
+def test_tree_cache_is_bounded_by_source_characters() -> None:
+    """Kept trees are bounded by the characters of their sources (TREE_CACHE_CHARS), not by
+    a count: a few huge modules cannot hold gigabytes of trees, 1,000 small ones all fit."""
+    budget = callgraph.TREE_CACHE_CHARS
+    tree = callgraph.parse_source(b"x = 1\n")
+    assert tree is not None
+    module = tree[0]
+    big = [f"# {i}\n" + "x" * (budget // 3) for i in range(5)]  # ~a third of the budget each
+    for text in big:
+        assert callgraph._keep_tree(text, module)
+    trees, chars = callgraph.kept_trees()
+    assert trees == 2 and chars <= budget  # the oldest went first
+    assert callgraph.take_tree(big[0]) is None and callgraph.take_tree(big[-1]) is module
+    assert not callgraph._keep_tree("x" * (budget + 1), module)  # alone over the budget
+    callgraph.clear_cache()
+    small = [f"x_{i} = {i}\n" for i in range(1000)]  # the old cache kept 128 of these
+    for text in small:
+        callgraph._keep_tree(text, module)
+    assert callgraph.kept_trees() == (1000, sum(map(len, small)))
+
+
+def test_summarize_sharing_says_whether_the_tree_was_kept() -> None:
+    source = textwrap.dedent(FILES["app/services/adapter.py"]).encode()
+    summary, kept = callgraph.summarize_sharing(source, share_tree=True)
+    assert summary is not None and kept
+    assert callgraph.kept_trees() == (1, len(source))
+    # a cached summary parses nothing, so it keeps no tree
+    assert callgraph.summarize_sharing(source, share_tree=True) == (summary, False)
+    assert callgraph.take_tree(source.decode()) is not None
+    assert callgraph.kept_trees() == (0, 0)
+    callgraph.clear_cache()
+    assert callgraph.summarize(source) == summary
+    assert callgraph.kept_trees() == (0, 0)  # share_tree=False by default
