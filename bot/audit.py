@@ -24,7 +24,7 @@ import cachetools
 import gidgethub
 from gidgethub import BadRequest, HTTPException, InvalidField, ValidationError
 
-import rules.callgraph  # noqa: F401 - loads libcst at startup, not in the first audit's intake
+import rules.callgraph  # loads libcst at startup, not in the first audit's intake
 from bot.core import (
     REAUDIT_ACTION,
     AuditContext,
@@ -57,6 +57,8 @@ MODE_SUBMODULE = "160000"
 #: Engine results kept by (blob sha, path, config): a re-audit of the same head parses nothing.
 #: Bounded by (approximate) size, since one result can hold thousands of findings.
 RESULT_CACHE_BYTES = 32 * 1024 * 1024
+#: Batches per engine worker in one audit: the TX007 index is pickled once per batch.
+BATCHES_PER_WORKER = 2
 #: Added to the engine worker processes' niceness (lower priority than the event loop).
 WORKER_NICENESS = 10
 #: Head trees kept (path -> mode, size, sha of the Python files), bounded by total entries.
@@ -136,12 +138,34 @@ def _summarize(source: bytes, vocab: object) -> object:
     return summarize(source, vocab)  # type: ignore[arg-type]
 
 
+def _summarize_sharing(source: bytes, vocab: object) -> tuple[object, bool]:
+    """A changed file's summary, and whether this worker now keeps its parsed tree for the
+    file's audit (`rules.callgraph.take_tree`)."""
+    from rules.callgraph import summarize_sharing
+
+    return summarize_sharing(source, vocab, share_tree=True)  # type: ignore[arg-type]
+
+
 def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
     """Cache a summary computed in a worker in this process, so that
     `ProjectIndex.add_source` and `prefetch` do not parse the module again on the event loop."""
     from rules import callgraph
 
     callgraph.remember_summary(source, vocab, summary)  # type: ignore[arg-type]
+
+
+def _worker_stats() -> dict[str, int]:
+    """What one worker process did: libcst parses, summaries computed, trees kept."""
+    from rules import callgraph, engine
+
+    trees, chars = callgraph.kept_trees()
+    return {
+        "pid": os.getpid(),
+        "parses": engine.STATS["parses"],
+        "summaries": callgraph.STATS["computed"],
+        "trees": trees,
+        "tree_chars": chars,
+    }
 
 
 def _init_worker() -> None:
@@ -159,30 +183,95 @@ def _no_op() -> None:
     """A task that makes the pool start a worker."""
 
 
+def _source_key(source: bytes) -> bytes:
+    return hashlib.sha1(source).digest()
+
+
+class _Worker:
+    """One engine worker process (a pool of one), and what the runner knows about it: the
+    bytes of the sources sent to it and not answered yet, and the changed files whose parsed
+    trees it keeps for their audits (SHA-1 of the source -> bytes; bounded like the worker's
+    own cache, `rules.callgraph.TREE_CACHE_CHARS`, in bytes, so it forgets first)."""
+
+    def __init__(self, executor: Executor | None) -> None:
+        self.executor = executor
+        self.pending = 0
+        self.trees: cachetools.LRUCache[bytes, int] = cachetools.LRUCache(
+            maxsize=rules.callgraph.TREE_CACHE_CHARS, getsizeof=_identity
+        )
+
+    @property
+    def load(self) -> int:
+        """Bytes of work sent to it or waiting for it: the sources in flight, and the files
+        whose trees it keeps (their audits will come to this worker)."""
+        return self.pending + int(self.trees.currsize)
+
+
+def _identity(size: int) -> int:
+    return size
+
+
 class EngineRunner:
     """Runs `rules.engine.audit_source` in worker processes and caches the results.
 
-    `workers=0` runs the engine in a thread instead (tests, tiny hosts).
+    Each worker is a pool of one process, and the runner chooses the process of each call:
+    a changed file's TX007 summary goes to the least loaded worker, which keeps the parsed
+    tree, and the file's audit goes to that worker and uses the tree (one parse per file).
+    `workers=0` runs the engine in a thread instead (tests, tiny hosts); an injected
+    `executor` runs everything there (trees are not kept: it may have several processes).
     """
 
     def __init__(self, workers: int, *, executor: Executor | None = None) -> None:
         self._workers = workers
-        self._executor = executor
         self._owns_executor = executor is None
+        self._in_process = executor is None and workers <= 0
+        self._slots = [_Worker(executor) for _ in range(workers if self._owns_pools else 1)]
         self._results: cachetools.LRUCache[tuple[str, str, str], FileResult] = cachetools.LRUCache(
             maxsize=RESULT_CACHE_BYTES, getsizeof=_result_size
         )
         self.runs = 0  # engine invocations (cache misses), for logs and tests
 
-    def _pool(self) -> Executor | None:
-        if self._executor is None and self._workers > 0:
+    @property
+    def _owns_pools(self) -> bool:
+        return self._owns_executor and self._workers > 0
+
+    def _pool(self, index: int = 0) -> Executor | None:
+        """Worker `index`'s pool (started if needed); None: the engine runs in a thread."""
+        worker = self._slots[index]
+        if worker.executor is None and self._owns_pools:
             method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-            self._executor = ProcessPoolExecutor(
-                max_workers=self._workers,
+            worker.executor = ProcessPoolExecutor(
+                max_workers=1,
                 mp_context=multiprocessing.get_context(method),
                 initializer=_init_worker,
             )
-        return self._executor
+        return worker.executor
+
+    async def _call(self, index: int, size: int, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` in worker `index`, counting `size` bytes as pending there meanwhile.
+        A dead worker process (BrokenProcessPool) resets that worker only, and re-raises."""
+        worker = self._slots[index]
+        executor = self._pool(index)
+        worker.pending += size
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
+        except BrokenProcessPool:
+            self._reset(index, executor)
+            raise
+        finally:
+            worker.pending -= size
+
+    def _least_loaded(self, extra: Sequence[int] | None = None) -> int:
+        loads = [w.load + (extra[k] if extra else 0) for k, w in enumerate(self._slots)]
+        return loads.index(min(loads))
+
+    def _take_holder(self, key: bytes) -> int | None:
+        """The worker that keeps the tree of the source with this key (forgotten here: the
+        audit about to be sent there takes it)."""
+        for index, worker in enumerate(self._slots):
+            if worker.trees.pop(key, None) is not None:
+                return index
+        return None
 
     async def audit(
         self,
@@ -199,12 +288,14 @@ class EngineRunner:
         if cached is not None:
             return cached
         self.runs += 1
-        loop = asyncio.get_running_loop()
-        call = partial(_engine_audit, source, path, config, project)
+        index = self._take_holder(_source_key(source))
+        if index is None:
+            index = self._least_loaded()
         try:
-            result = await loop.run_in_executor(self._pool(), call)
+            result: FileResult = await self._call(
+                index, len(source), _engine_audit, source, path, config, project
+            )
         except BrokenProcessPool:
-            self._reset()
             raise AuditFailure(
                 f"the rule engine's worker process died while auditing {path}"
             ) from None
@@ -219,30 +310,30 @@ class EngineRunner:
         config_key: str,
         project: object | None = None,
     ) -> list[FileResult]:
-        """`audit` for (source, path, blob sha) items, in a few batches per worker."""
+        """`audit` for (source, path, blob sha) items: each file in the worker that keeps its
+        tree, the others spread by bytes; a few batches per worker (the TX007 index is
+        pickled once per batch, not once per file)."""
         results: list[FileResult | None] = [
             self._results.get((sha, path, config_key)) for _, path, sha in items
         ]
+        # Every item's kept tree is taken by its audit now (or, with a cached result, never).
+        holders = [self._take_holder(_source_key(source)) for source, _, _ in items]
         todo = [i for i, result in enumerate(results) if result is None]
         if todo:
             self.runs += len(todo)
-            batches = min(len(todo), max(self._workers, 1) * 2)
-            by_size = sorted(todo, key=lambda i: -len(items[i][0]))
-            chunks = [by_size[k::batches] for k in range(batches)]  # balanced by bytes
-            loop = asyncio.get_running_loop()
-            pool = self._pool()
+            groups = self._route(items, todo, holders)
 
-            async def run(chunk: list[int]) -> None:
-                call = partial(
-                    _engine_audit_many,
-                    [(items[i][0], items[i][1]) for i in chunk],
-                    config,
-                    project,
-                )
+            async def run(index: int, chunk: list[int]) -> None:
                 try:
-                    done = await loop.run_in_executor(pool, call)
+                    done = await self._call(
+                        index,
+                        sum(len(items[i][0]) for i in chunk),
+                        _engine_audit_many,
+                        [(items[i][0], items[i][1]) for i in chunk],
+                        config,
+                        project,
+                    )
                 except BrokenProcessPool:
-                    self._reset()
                     paths = ", ".join(items[i][1] for i in chunk[:3])
                     more = f" and {len(chunk) - 3} more" if len(chunk) > 3 else ""
                     raise AuditFailure(
@@ -252,8 +343,38 @@ class EngineRunner:
                     results[i] = result
                     self._remember((items[i][2], items[i][1], config_key), result)
 
-            await asyncio.gather(*(run(chunk) for chunk in chunks))
+            await asyncio.gather(
+                *(
+                    run(index, chunk)
+                    for index, group in enumerate(groups)
+                    for chunk in _batches(group, items)
+                )
+            )
         return [result for result in results if result is not None]
+
+    def _route(
+        self,
+        items: Sequence[tuple[bytes, str, str]],
+        todo: Sequence[int],
+        holders: Sequence[int | None],
+    ) -> list[list[int]]:
+        """Item indices per worker: a file whose tree a worker keeps goes there; the others,
+        largest first, to the worker with the least work (pending, kept and given here)."""
+        groups: list[list[int]] = [[] for _ in self._slots]
+        given = [0] * len(self._slots)
+        free: list[int] = []
+        for i in todo:
+            holder = holders[i]
+            if holder is None:
+                free.append(i)
+            else:
+                groups[holder].append(i)
+                given[holder] += len(items[i][0])
+        for i in sorted(free, key=lambda i: -len(items[i][0])):
+            index = self._least_loaded(given)
+            groups[index].append(i)
+            given[index] += len(items[i][0])
+        return groups
 
     def _remember(self, key: tuple[str, str, str], result: FileResult) -> None:
         try:
@@ -261,37 +382,75 @@ class EngineRunner:
         except ValueError:  # larger than the whole cache: not kept
             pass
 
-    async def summarize(self, source: bytes, vocab: object) -> None:
+    async def summarize(self, source: bytes, vocab: object, *, keep_tree: bool = False) -> None:
         """Compute a module's TX007 summary off the event loop (cached by
-        `rules.callgraph.summarize` in this process)."""
-        loop = asyncio.get_running_loop()
-        pool = self._pool()
-        summary = await loop.run_in_executor(pool, _summarize, source, vocab)
-        if pool is not None:
+        `rules.callgraph.summarize` in this process). `keep_tree` (a changed file, audited
+        next): the worker keeps the parsed tree, and the file's audit goes to that worker.
+        Callee modules that are not audited keep no tree."""
+        key = _source_key(source)
+        holder = next((k for k, w in enumerate(self._slots) if key in w.trees), None)
+        index = holder if holder is not None else self._least_loaded()
+        share = keep_tree and self._owns_executor  # an injected pool may have many processes
+        kept = False
+        try:
+            if share:
+                summary, kept = await self._call(
+                    index, len(source), _summarize_sharing, source, vocab
+                )
+            else:
+                summary = await self._call(index, len(source), _summarize, source, vocab)
+        except BrokenProcessPool:
+            raise AuditFailure(
+                "the rule engine's worker process died while reading the changed files"
+            ) from None
+        if kept:
+            try:
+                self._slots[index].trees[key] = len(source)
+            except ValueError:  # over the whole budget (the worker did not keep it either)
+                pass
+        if not self._in_process:
             _prime_summary(source, vocab, summary)
+
+    async def worker_stats(self) -> list[dict[str, int]]:
+        """`_worker_stats` of each worker (of this process with `workers=0`)."""
+        calls = (self._call(index, 0, _worker_stats) for index in range(len(self._slots)))
+        return list(await asyncio.gather(*calls))
 
     @property
     def started(self) -> bool:
         """Whether the worker processes have been started."""
-        return self._executor is not None
+        return all(worker.executor is not None for worker in self._slots)
 
     def start(self) -> None:
         """Start the worker processes now (server start-up), so that the first audit does
         not wait for them and for their libcst import (~0.3 s, six round trips at 50 ms)."""
-        pool = self._pool()
-        if pool is not None:
-            for _ in range(self._workers):
-                pool.submit(_no_op)
+        if self._owns_pools:
+            for index in range(len(self._slots)):
+                pool = self._pool(index)
+                if pool is not None:
+                    pool.submit(_no_op)
 
-    def _reset(self) -> None:
-        if self._owns_executor and self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+    def _reset(self, index: int, executor: Executor | None) -> None:
+        """Forget worker `index`'s broken pool (once, whichever call saw it broken first)."""
+        worker = self._slots[index]
+        if self._owns_pools and executor is not None and worker.executor is executor:
+            executor.shutdown(wait=False, cancel_futures=True)
+            worker.executor = None
+            worker.trees.clear()
 
     def close(self) -> None:
-        if self._owns_executor and self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        if self._owns_pools:
+            for worker in self._slots:
+                if worker.executor is not None:
+                    worker.executor.shutdown(wait=True, cancel_futures=True)
+                    worker.executor = None
+
+
+def _batches(group: list[int], items: Sequence[tuple[bytes, str, str]]) -> list[list[int]]:
+    """A worker's items in at most `BATCHES_PER_WORKER` batches of about equal bytes."""
+    count = min(len(group), BATCHES_PER_WORKER)
+    by_size = sorted(group, key=lambda i: -len(items[i][0]))
+    return [by_size[k::count] for k in range(count)]
 
 
 def _result_size(result: FileResult) -> int:
@@ -596,7 +755,8 @@ class Auditor:
         async def fetch(entry: Mapping[str, Any]) -> _Fetched:
             item = await self._fetch(gh, request, entry, tree)
             if vocab is not None and item.content is not None:
-                await self.engine.summarize(item.content, vocab)  # while others download
+                # while others download; the worker keeps the tree for the file's audit
+                await self.engine.summarize(item.content, vocab, keep_tree=True)
             return item
 
         fetched = await asyncio.gather(*(fetch(entry) for entry in wanted))
