@@ -227,8 +227,12 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
             sys.path.insert(0, extra)
     from aiohttp import web
 
-    from bot.server import make_app, wait_idle
+    from bot.server import configure_logging, make_app, wait_idle
     from bot.settings import AppSettings
+
+    # Log as `txaudit serve` does (INFO, key=value lines), to a file instead of stderr.
+    log_file = open(settings.pop("log_path"), "a", encoding="utf-8")  # noqa: SIM115
+    configure_logging(stream=log_file)
 
     profiler = None
     if profile:
@@ -293,6 +297,9 @@ class AppProcess:
             "workers": workers,
             "public_url": "https://txaudit.example.com",
         }
+        fd, self.log_path = tempfile.mkstemp(prefix="txaudit-bench-", suffix=".log")
+        os.close(fd)
+        settings["log_path"] = self.log_path
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve_app, args=(child, settings, profile))
@@ -331,6 +338,7 @@ class AppProcess:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._conn.recv)
         self.process.join(30)
+        Path(self.log_path).unlink(missing_ok=True)
 
 
 # --- helpers on the fake -------------------------------------------------------------------

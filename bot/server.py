@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
@@ -187,8 +187,9 @@ def _render(value: Any) -> str:
     return json.dumps(text) if (" " in text or not text) else text
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
+def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+    """Key=value lines to `stream` (standard error by default)."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
