@@ -4,6 +4,7 @@ and a worker that dies is replaced alone."""
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from app_helpers import Harness, helper_source
 from fakegithub import FakeGitHub
 
+import bot.audit
 from bot.audit import AuditFailure, EngineRunner
 from bot.server import ENGINE
 from rules.config import Config
@@ -58,7 +60,7 @@ def open_pr(fake: FakeGitHub, files: dict[str, str], base: dict[str, str] | None
 
 async def totals(harness: Harness) -> dict[str, int]:
     stats = await harness.app[ENGINE].worker_stats()
-    return {key: sum(s[key] for s in stats) for key in ("parses", "summaries", "trees")}
+    return {key: sum(s[key] for s in stats) for key in ("parses", "summaries", "trees", "frozen")}
 
 
 def annotations(fake: FakeGitHub, pr: Any) -> list[tuple[Any, ...]]:
@@ -81,6 +83,7 @@ async def test_each_changed_file_is_parsed_once_in_the_workers(
     assert after["summaries"] - before["summaries"] == count
     assert after["parses"] - before["parses"] == count
     assert after["trees"] == 0  # every kept tree was taken by its audit
+    assert after["frozen"] == 0  # and the worker thawed what it froze with them
     per_worker = [s["parses"] for s in await harness.app[ENGINE].worker_stats()]
     assert len(per_worker) == 2 and min(per_worker) >= count // 4, per_worker  # both worked
     found = annotations(fake_github, pr)
@@ -161,8 +164,40 @@ async def test_summaries_are_routed_by_pending_bytes(runner: EngineRunner) -> No
         await runner.summarize(source, vocab, keep_tree=True)
     stats = await runner.worker_stats()
     assert sorted(s["trees"] for s in stats) == [1, 4]  # the small ones avoided the big one
+    assert all(s["frozen"] > 0 for s in stats)  # kept trees are out of the collector's sight
     items = [(s, f"app/m_{i}.py", f"sha{i}") for i, s in enumerate([big, *small])]
     await runner.audit_many(items, Config(), config_key="k")
     stats = await runner.worker_stats()
     assert [s["trees"] for s in stats] == [0, 0]
+    assert [s["frozen"] for s in stats] == [0, 0]
     assert sorted(s["parses"] for s in stats) == [1, 4]  # summaries' parses only
+
+
+def test_a_worker_thaws_what_it_froze(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept trees are frozen (`gc.freeze`) in a worker until an audit batch leaves the
+    worker without trees, or `THAW_INTERVAL` passed: a tree that no audit takes does not
+    keep cyclic garbage frozen for long."""
+    from rules import callgraph
+
+    vocab = callgraph.Vocab.from_config(Config())
+    sources = [helper_source(1, start=2000 + i).encode() for i in range(3)]
+    monkeypatch.setattr(bot.audit, "_IN_WORKER", True)  # as `_init_worker` sets it
+    monkeypatch.setattr(bot.audit, "_frozen_since", None)
+    callgraph.clear_cache()
+    try:
+        for source in sources[:2]:
+            assert bot.audit._summarize_sharing(source, vocab)[1]
+        assert gc.get_freeze_count() > 0
+        bot.audit._engine_audit_many([(sources[0], "a.py")], Config(), None)
+        assert callgraph.kept_trees()[0] == 1 and gc.get_freeze_count() > 0  # b's tree
+        monkeypatch.setattr(bot.audit, "THAW_INTERVAL", 0.0)
+        bot.audit._engine_audit_many([(sources[2], "c.py")], Config(), None)
+        assert gc.get_freeze_count() == 0  # b's tree is still kept, but frozen long enough
+        monkeypatch.setattr(bot.audit, "THAW_INTERVAL", 60.0)
+        bot.audit._summarize_sharing(sources[0], vocab)  # cached: no tree, nothing frozen
+        assert gc.get_freeze_count() == 0
+        bot.audit._engine_audit_many([(sources[1], "b.py")], Config(), None)
+        assert callgraph.kept_trees() == (0, 0) and gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+        callgraph.clear_cache()
