@@ -20,11 +20,6 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 #: Redeliveries reuse X-GitHub-Delivery and are possible for 3 days (7 on GHES).
 SEEN_DELIVERIES_MAX = 50_000
 SEEN_DELIVERIES_TTL = 8 * 24 * 3600
-#: Audits start once no delivery has come for this long (seconds): a burst of deliveries is
-#: answered first, and the audits it queues then share the event loop among themselves.
-INTAKE_LULL = 0.005
-#: ... but an audit never waits longer than this (seconds) for such a pause.
-INTAKE_LULL_MAX_WAIT = 0.25
 
 #: `dispatch(event, installation_id)` runs the routers for one verified delivery.
 Dispatch = Callable[[sansio.Event, int], Awaitable[None]]
@@ -95,27 +90,8 @@ class WebhookIntake:
         )
         #: Set when the server shuts down: deliveries are refused with 503.
         self.draining = False
-        self._last_delivery = float("-inf")
-
-    async def lull(self) -> None:
-        """Return once no delivery has come for `INTAKE_LULL` seconds (at most
-        `INTAKE_LULL_MAX_WAIT` from now): the audit queue waits for this before starting a job,
-        so that answering webhooks within GitHub's deadline comes first."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + INTAKE_LULL_MAX_WAIT
-        while True:
-            now = loop.time()
-            wait = min(self._last_delivery + INTAKE_LULL, give_up) - now
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)
-
-    def note_delivery(self) -> None:
-        """A delivery is arriving (it postpones the start of queued audits)."""
-        self._last_delivery = asyncio.get_running_loop().time()
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.note_delivery()
         if self.draining:
             # Shutting down: GitHub records the failure and the delivery can be redelivered.
             return _answer(503, "shutting down; redeliver later")

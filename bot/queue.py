@@ -62,20 +62,9 @@ class AuditQueue(Protocol):
 
 
 class LocalAuditQueue:
-    """An in-process `AuditQueue`: one asyncio task per job, `max_running` at a time.
+    """An in-process `AuditQueue`: one asyncio task per job, `max_running` at a time."""
 
-    `gate`, when given, is awaited before each job starts (the server waits for a lull in
-    webhook deliveries).
-    """
-
-    def __init__(
-        self,
-        max_running: int = 8,
-        *,
-        shutdown_grace: float = 20.0,
-        gate: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._gate = gate
+    def __init__(self, max_running: int = 8, *, shutdown_grace: float = 20.0) -> None:
         self._slots = asyncio.Semaphore(max_running)
         self._current: dict[JobKey, tuple[AuditJob, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -146,8 +135,6 @@ class LocalAuditQueue:
         started = False
         try:
             async with self._slots:
-                if self._gate is not None:
-                    await self._gate()
                 started = True
                 await job.run(job)
         except asyncio.CancelledError:

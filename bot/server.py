@@ -51,6 +51,11 @@ def make_app(
     """Build the app; nothing starts until aiohttp runs its startup hooks."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
+    app[QUEUE] = (
+        queue
+        if queue is not None
+        else LocalAuditQueue(settings.max_audits, shutdown_grace=WIND_DOWN_SECONDS)
+    )
     app[BACKGROUND] = BackgroundTasks()
     app[ENGINE] = engine if engine is not None else EngineRunner(settings.workers)
     owns_engine = engine is None
@@ -66,13 +71,6 @@ def make_app(
         background=app[BACKGROUND],
     )
     app[INTAKE] = intake
-    app[QUEUE] = (
-        queue
-        if queue is not None
-        else LocalAuditQueue(
-            settings.max_audits, shutdown_grace=WIND_DOWN_SECONDS, gate=intake.lull
-        )
-    )
 
     async def github_context(app: web.Application) -> AsyncIterator[None]:
         if owns_engine:

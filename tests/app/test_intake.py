@@ -8,11 +8,9 @@ import json
 import yaml
 from fakegithub import FakeGitHub
 
-import bot.intake
 from bot import __version__
 from bot.handlers import registered_events
 from bot.intake import MAX_BODY_BYTES
-from bot.server import INTAKE
 
 
 async def test_ping_is_answered(app_client) -> None:
@@ -128,58 +126,3 @@ async def test_webhook_is_answered_before_the_audit_runs(app_client) -> None:
     assert loop.time() - started < 0.5
     await app_client.settle()
     assert fake.runs_for(pr.head_sha)[0].status == "completed"
-
-
-async def test_a_burst_of_deliveries_is_answered_before_its_audits_start(
-    app_client, monkeypatch
-) -> None:
-    """Audits wait for a lull in deliveries, so they never delay the answer to a webhook."""
-    monkeypatch.setattr(bot.intake, "INTAKE_LULL", 0.2)  # generous: the test client is slow
-    fake: FakeGitHub = app_client.fake
-    repo = fake.create_repo("acme/svc", files={"a.py": "x = 1\n"})
-    prs = []
-    for i in range(12):
-        repo.push(f"feature-{i}", {f"b{i}.py": f"y = {i}\n"})
-        prs.append(repo.open_pull(head=f"feature-{i}"))
-    loop = asyncio.get_running_loop()
-
-    async def deliver(pr) -> float:
-        response = await app_client.deliver(
-            "pull_request", app_client.pr_event("opened", pr), settle=False
-        )
-        assert response.status == 202
-        return loop.time()
-
-    answered = await asyncio.gather(*(deliver(pr) for pr in prs))
-    await app_client.settle()
-    creates = fake.log.calls("POST /repos/{o}/{r}/check-runs")
-    assert len(creates) == len(prs)
-    assert all(fake.runs_for(pr.head_sha)[0].status == "completed" for pr in prs)
-    # the fake and the app share this loop's clock (time.monotonic)
-    assert min(rec.started for rec in creates) > max(answered)
-
-
-async def test_audits_wait_for_a_lull_only_so_long(app_client, monkeypatch) -> None:
-    """Under a steady stream of deliveries, a queued audit still starts (after the cap)."""
-    monkeypatch.setattr(bot.intake, "INTAKE_LULL", 0.05)
-    monkeypatch.setattr(bot.intake, "INTAKE_LULL_MAX_WAIT", 0.1)
-    intake = app_client.app[INTAKE]
-    loop = asyncio.get_running_loop()
-    stop_at = loop.time() + 2.0
-
-    async def stream() -> None:
-        while loop.time() < stop_at:
-            intake.note_delivery()
-            await asyncio.sleep(0.005)
-
-    streaming = asyncio.ensure_future(stream())
-    await asyncio.sleep(0)  # the first delivery
-    started = loop.time()
-    await intake.lull()
-    waited = loop.time() - started
-    assert not streaming.done() and 0.1 <= waited < 2.0
-    await streaming
-    intake.note_delivery()
-    started = loop.time()
-    await intake.lull()
-    assert 0.05 <= loop.time() - started < 0.1 + 0.05
