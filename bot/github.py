@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 import cachetools
-import jwt
 from gidgethub import aiohttp as gh_aiohttp
+from gidgethub import apps as gh_apps
 
 from bot import __version__
 from bot.settings import AppSettings, load_private_key
@@ -25,10 +25,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"txaudit/{__version__}"
 #: Re-mint an installation token this long before GitHub says it expires.
 TOKEN_MARGIN = 5 * 60
-#: An app JWT is valid for `JWT_LIFETIME` seconds (GitHub allows 10 minutes) from
-#: `JWT_CLOCK_SKEW` seconds ago; one is signed at most every `JWT_REUSE` seconds.
-JWT_LIFETIME = 10 * 60
-JWT_CLOCK_SKEW = 60
+#: An app JWT is valid for 10 minutes; one is signed at most this often (seconds).
 JWT_REUSE = 5 * 60
 #: Concurrent requests per installation: a quarter of the 100 GitHub allows across REST and
 #: GraphQL, so that a 1,000-file pull request reads its files in 40 round trips, not 125.
@@ -342,17 +339,15 @@ class GitHub:
         return limiter
 
     def _app_jwt(self) -> str:
-        """The app's JWT (RS256, backdated a minute for clock drift, valid 10 minutes, as
-        gidgethub's `get_jwt` signs it), reused for `JWT_REUSE` seconds."""
+        """The app's JWT (gidgethub's `get_jwt`), reused for `JWT_REUSE` seconds."""
         now = time.monotonic()
         if self._jwt is None or now - self._jwt[1] > JWT_REUSE:
-            issued_at = int(self.clock()) - JWT_CLOCK_SKEW
-            payload = {
-                "iat": issued_at,
-                "exp": issued_at + JWT_LIFETIME,
-                "iss": self.settings.app_id,
-            }
-            self._jwt = (jwt.encode(payload, self._private_key, algorithm="RS256"), now)
+            # PyJWT signs with a parsed key as well as with PEM text (which it parses again).
+            token = gh_apps.get_jwt(
+                app_id=self.settings.app_id,
+                private_key=self._private_key,  # type: ignore[arg-type]
+            )
+            self._jwt = (token, now)
         return self._jwt[0]
 
     async def _mint_token(self, installation_id: int) -> dict[str, Any]:
