@@ -203,11 +203,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _app_stats(app: Any) -> dict[str, Any]:
+def _app_stats(app: Any, intake: list[int]) -> dict[str, Any]:
+    """CPU and memory of the app process, its engine workers and its intake processes."""
     from bot.server import ENGINE
 
     me = os.getpid()
-    others = [pid for pid in _proc_tree(me) if pid != me]
+    others = [pid for pid in _proc_tree(me) if pid != me and pid not in intake]
     return {
         "engine_runs": app[ENGINE].runs,
         "cpu_main": _cpu_seconds(me),
@@ -217,6 +218,8 @@ def _app_stats(app: Any) -> dict[str, Any]:
         "rss_workers_kb": sum(_status_kb(pid, "VmRSS") for pid in others),
         "hwm_workers_kb": sum(_status_kb(pid, "VmHWM") for pid in others),
         "workers": len(others),
+        "cpu_intake": sum(_cpu_seconds(pid) for pid in intake),
+        "rss_intake_kb": sum(_status_kb(pid, "VmRSS") for pid in intake),
     }
 
 
@@ -227,7 +230,8 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
             sys.path.insert(0, extra)
     from aiohttp import web
 
-    from bot.server import configure_logging, make_app, wait_idle
+    from bot.intake_pool import IntakePool, listening_socket
+    from bot.server import SETTINGS, configure_logging, intake_pool, make_app, wait_idle
     from bot.settings import AppSettings
 
     # Log as `txaudit serve` does (INFO, key=value lines), to a file instead of stderr.
@@ -243,12 +247,17 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
     async def main() -> None:
         app = make_app(AppSettings(**settings))
 
+        pool: IntakePool | None = None
+
+        def intake_pids() -> list[int]:
+            return pool.pids if pool else []
+
         async def stats(request: web.Request) -> web.Response:
-            return web.json_response(_app_stats(app))
+            return web.json_response(_app_stats(app, intake_pids()))
 
         async def idle(request: web.Request) -> web.Response:
             await wait_idle(app)
-            return web.json_response(_app_stats(app))
+            return web.json_response(_app_stats(app, intake_pids()))
 
         async def prof(request: web.Request) -> web.Response:
             if profiler is not None:
@@ -276,9 +285,18 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        conn.send(port)
+        webhook_port = port
+        if app[SETTINGS].intake_processes:  # as `txaudit serve` runs: intake processes answer
+            listener = listening_socket(0, host="127.0.0.1")
+            webhook_port = listener.getsockname()[1]
+            pool = intake_pool(app, listener)
+            await pool.start()
+        conn.send((port, webhook_port))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "stop"
+        if pool is not None:
+            await pool.drain()
+            await pool.close()
         await runner.cleanup()
 
     asyncio.run(main())
@@ -288,13 +306,14 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
 class AppProcess:
     """The app under test in a child process; `url`, `stats()`, `idle()`, `stop()`."""
 
-    def __init__(self, fake: FakeGitHub, *, workers: int, profile: str | None) -> None:
+    def __init__(self, fake: FakeGitHub, *, workers: int, intake: int, profile: str | None) -> None:
         settings = {
             "app_id": str(fake.app_id),
             "private_key": fake.private_key_pem,
             "webhook_secret": fake.webhook_secret,
             "api_url": fake.url,
             "workers": workers,
+            "intake_processes": intake,
             "public_url": "https://txaudit.example.com",
         }
         fd, self.log_path = tempfile.mkstemp(prefix="txaudit-bench-", suffix=".log")
@@ -304,13 +323,17 @@ class AppProcess:
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve_app, args=(child, settings, profile))
         self.process.start()
-        self.url = f"http://127.0.0.1:{self._conn.recv()}"
+        control_port, webhook_port = self._conn.recv()
+        #: `/webhook` (the intake processes, when there are any)
+        self.url = f"http://127.0.0.1:{webhook_port}"
+        #: `/_bench/...` (the app process)
+        self.control_url = f"http://127.0.0.1:{control_port}"
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=900)
         )
 
     async def get(self, path: str, **params: str) -> dict[str, Any]:
-        async with self.session.get(self.url + path, params=params) as response:
+        async with self.session.get(self.control_url + path, params=params) as response:
             response.raise_for_status()
             return await response.json()  # type: ignore[no-any-return]
 
@@ -442,7 +465,7 @@ async def audit_size(
         f"{account}/service", files={**corpus.files, ".github/txaudit.yml": corpus.config}
     )
     pr = open_pr(repo, corpus.changed(size, f"s{size}"), "feature")
-    app = AppProcess(fake, workers=args.workers, profile=args.profile)
+    app = AppProcess(fake, workers=args.workers, intake=args.intake, profile=args.profile)
     try:
         before = await app.stats()
         if args.profile:
@@ -591,6 +614,8 @@ def _load_client(host: str, port: int, requests: list[bytes], conn: Any) -> None
 @dataclass
 class LoadResult:
     deliveries: int
+    #: intake processes (0: the app process answers the webhooks itself)
+    intake: int
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -600,28 +625,29 @@ class LoadResult:
 
 
 async def intake_load(
-    fake: FakeGitHub, corpus: Corpus, count: int, args: argparse.Namespace
+    fake: FakeGitHub, corpus: Corpus, count: int, intake: int, args: argparse.Namespace
 ) -> LoadResult:
     """`count` concurrent pull_request.opened deliveries (10-file PRs, 4 per installation)
-    while a 100-file audit runs."""
+    while a 100-file audit runs, answered by `intake` intake processes (or by the app)."""
     prs: list[tuple[int, PullRequest]] = []
     per_installation = 4
     for k in range(math.ceil(count / per_installation)):
-        account = f"load{count}x{k}"
+        account = f"load{count}i{intake}x{k}"
         iid = add_installation(fake, account)
         repo = fake.create_repo(
             f"{account}/service", files={**corpus.files, ".github/txaudit.yml": corpus.config}
         )
         for j in range(min(per_installation, count - k * per_installation)):
-            files = corpus.changed(10 + j, f"l{count}k{k}j{j}")
+            files = corpus.changed(10 + j, f"l{count}i{intake}k{k}j{j}")
             prs.append((iid, open_pr(repo, files, f"feature-{j}")))
     # a running audit of a larger pull request
-    big_account = f"load{count}big"
+    big_account = f"load{count}i{intake}big"
     big_iid = add_installation(fake, big_account)
     big_repo = fake.create_repo(
         f"{big_account}/service", files={**corpus.files, ".github/txaudit.yml": corpus.config}
     )
-    big = open_pr(big_repo, corpus.changed(min(100, args.max_modules), f"big{count}"), "big")
+    big_tag = f"big{count}i{intake}"
+    big = open_pr(big_repo, corpus.changed(min(100, args.max_modules), big_tag), "big")
     requests = []
     for iid, pr in prs:
         body = json.dumps(payloads.pull_request_event(fake, pr, "opened", installation_id=iid))
@@ -630,7 +656,7 @@ async def intake_load(
             "pull_request", data, fake.webhook_secret, delivery_id=str(uuid.uuid4())
         )
         requests.append((headers, data))
-    app = AppProcess(fake, workers=args.workers, profile=args.profile)
+    app = AppProcess(fake, workers=args.workers, intake=intake, profile=args.profile)
     host, port = "127.0.0.1", int(app.url.rsplit(":", 1)[1])
     raw = [_raw_request(host, port, headers, data) for headers, data in requests]
     try:
@@ -648,7 +674,7 @@ async def intake_load(
         loop = asyncio.get_running_loop()
         times, statuses = await loop.run_in_executor(None, parent.recv)
         if args.profile:
-            await app.get("/_bench/profile", action="stop", name=f"intake-{count}")
+            await app.get("/_bench/profile", action="stop", name=f"intake-{count}-{intake}")
         client.join(30)
         refused = [line for line in statuses if not line.endswith(("200 OK", "202 Accepted"))]
         if refused:
@@ -663,6 +689,7 @@ async def intake_load(
         ms = sorted(t * 1000 for t in times)
         return LoadResult(
             deliveries=count,
+            intake=intake,
             p50_ms=statistics.median(ms),
             p99_ms=ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)],
             max_ms=ms[-1],
@@ -683,6 +710,7 @@ class MemoryResult:
     rss_main_mb: float
     hwm_main_mb: float
     rss_workers_mb: float
+    rss_intake_mb: float
     after_first_mb: float
     seconds: float
 
@@ -702,7 +730,7 @@ async def memory_many(
         )
         for j in range(min(per_installation, audits - k * per_installation)):
             jobs.append((iid, open_pr(repo, corpus.changed(10, f"m{k}j{j}"), f"f{j}")))
-    app = AppProcess(fake, workers=args.workers, profile=None)
+    app = AppProcess(fake, workers=args.workers, intake=args.intake, profile=None)
     try:
         started = time.monotonic()
         first_mb = 0.0
@@ -728,6 +756,7 @@ async def memory_many(
             rss_main_mb=stats["rss_main_kb"] / 1024,
             hwm_main_mb=stats["hwm_main_kb"] / 1024,
             rss_workers_mb=stats["rss_workers_kb"] / 1024,
+            rss_intake_mb=stats["rss_intake_kb"] / 1024,
             after_first_mb=first_mb,
             seconds=time.monotonic() - started,
         )
@@ -861,13 +890,19 @@ def report(
             "**4. Intake under load** (10-11-file PRs, 4 per installation, while a 100-file "
             "audit runs)",
             "",
-            "| deliveries | p50 ms | p99 ms | max ms | check runs completed | all done after s |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| deliveries | answered by | p50 ms | p99 ms | max ms | p99 vs the app process "
+            "| check runs completed | all done after s |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
+        in_app = {load.deliveries: load.p99_ms for load in loads if load.intake == 0}
         for load in loads:
+            by = f"{load.intake} intake processes" if load.intake else "the app process"
+            base = in_app.get(load.deliveries)
+            ratio = f"{load.p99_ms / base:.2f}x" if base and load.intake else ""
             out.append(
-                f"| {load.deliveries} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | "
-                f"{load.max_ms:.1f} | {load.completed} / {load.expected} | {load.seconds:.1f} |"
+                f"| {load.deliveries} | {by} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | "
+                f"{load.max_ms:.1f} | {ratio} | {load.completed} / {load.expected} | "
+                f"{load.seconds:.1f} |"
             )
         out.append("")
     if memory is not None or sizes:
@@ -885,6 +920,10 @@ def report(
             out.append(
                 f"| RSS after {memory.audits} audits: app + workers | "
                 f"{memory.rss_main_mb:.0f} + {memory.rss_workers_mb:.0f} |"
+            )
+            out.append(
+                f"| RSS of the {args.intake} intake processes after {memory.audits} audits | "
+                f"{memory.rss_intake_mb:.0f} |"
             )
             out.append(
                 f"| peak RSS of the app process over {memory.audits} audits | "
@@ -927,9 +966,13 @@ async def run(args: argparse.Namespace, command: str) -> str:
                 print(f"size {size}: {time.monotonic() - t0:.1f} s", file=sys.stderr)
         if "load" not in args.skip:
             for count in [int(c) for c in args.load.split(",") if c]:
-                t0 = time.monotonic()
-                loads.append(await intake_load(fake, corpus, count, args))
-                print(f"load {count}: {time.monotonic() - t0:.1f} s", file=sys.stderr)
+                for intake in [int(n) for n in args.load_intake.split(",") if n]:
+                    t0 = time.monotonic()
+                    loads.append(await intake_load(fake, corpus, count, intake, args))
+                    print(
+                        f"load {count}, intake {intake}: {time.monotonic() - t0:.1f} s",
+                        file=sys.stderr,
+                    )
         if "memory" not in args.skip and args.audits:
             t0 = time.monotonic()
             memory = await memory_many(fake, corpus, args.audits, args)
@@ -946,6 +989,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--load", default="50,200", help="concurrent deliveries")
     parser.add_argument("--audits", type=int, default=500, help="audits for the memory run")
     parser.add_argument("--workers", type=int, default=2, help="engine worker processes")
+    parser.add_argument(
+        "--intake", type=int, default=2, help="intake processes (0: the app process answers)"
+    )
+    parser.add_argument(
+        "--load-intake", default="0,2", help="intake processes to compare in the load runs"
+    )
     parser.add_argument("--skip", default="", help="comma list of: sizes,load,memory")
     parser.add_argument("--quick", action="store_true", help="sizes 1,10; load 50; 50 audits")
     parser.add_argument("--profile", default=None, help="directory for pyinstrument reports")

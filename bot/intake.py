@@ -94,55 +94,25 @@ class WebhookIntake:
     async def handle(self, request: web.Request) -> web.Response:
         if self.draining:
             # Shutting down: GitHub records the failure and the delivery can be redelivered.
-            return _answer(503, "shutting down; redeliver later")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _answer(413, "payload too large")
-        # Only the SHA-256 signature counts; the legacy SHA-1 `X-Hub-Signature` is ignored.
-        signature = request.headers.get("x-hub-signature-256")
-        if not signature:
-            return _answer(401, "missing X-Hub-Signature-256")
-        try:
-            if not signature.isascii():  # hmac.compare_digest raises TypeError on non-ASCII
-                raise ValidationFailure("non-ASCII signature")
-            sansio.validate_event(body, signature=signature, secret=self._secret)
-        except ValidationFailure:
-            logger.warning("webhook signature mismatch", extra=_header_extra(request))
-            return _answer(401, "bad signature")
-        if not request.headers.get("x-github-event") or not request.headers.get(
-            "x-github-delivery"
-        ):
-            return _answer(400, "missing X-GitHub-Event or X-GitHub-Delivery")
-        try:
-            event = _event(request, body)
-        except (BadRequest, ValueError, LookupError):
-            # LookupError: an unknown charset in Content-Type; ValueError includes bad UTF-8.
-            return _answer(400, "body is not a JSON webhook payload")
-        if not isinstance(event.data, dict):
-            return _answer(400, "body is not a JSON object")
-        extra = event_log_extra(event)
+            return answer(503, "shutting down; redeliver later")
+        delivery = await read_delivery(request, self._secret)
+        if isinstance(delivery, web.Response):
+            return delivery
+        return self.take(delivery)
 
+    def take(self, event: sansio.Event) -> web.Response:
+        """Queue a verified delivery (unless it is a redelivery) and say how it was taken."""
+        extra = event_log_extra(event)
         if event.delivery_id in self._seen:
             logger.info("redelivery ignored", extra=extra)
-            return _answer(200, "already seen")
+            return answer(200, "already seen")
         self._seen[event.delivery_id] = True
-
-        if event.event == "ping":
-            logger.info("ping", extra={**extra, "zen": event.data.get("zen")})
-            return _answer(200, "pong")
-        if not self._router.fetch(event):
-            logger.debug("event not handled", extra=extra)
-            return _answer(200, "ignored")
-        installation_id = (event.data.get("installation") or {}).get("id")
-        if not isinstance(installation_id, int):
-            return _answer(400, "payload has no installation id")
-
+        taken = classify(event, self._router)
+        if isinstance(taken, web.Response):
+            return taken
         logger.info("webhook accepted", extra=extra)
-        self._background.spawn(
-            self._run(event, installation_id, extra), name=f"delivery {event.delivery_id}"
-        )
-        return _answer(202, "accepted")
+        self._background.spawn(self._run(event, taken, extra), name=f"delivery {event.delivery_id}")
+        return answer(202, "accepted")
 
     async def _run(self, event: sansio.Event, installation_id: int, extra: dict[str, Any]) -> None:
         try:
@@ -151,6 +121,49 @@ class WebhookIntake:
             # Forget the delivery so that a manual redelivery from GitHub is handled again.
             self._seen.pop(event.delivery_id, None)
             logger.exception("webhook handler failed", extra=extra)
+
+
+async def read_delivery(request: web.Request, secret: str) -> sansio.Event | web.Response:
+    """The verified delivery of `request`, or the answer that refuses it (413, 401, 400)."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return answer(413, "payload too large")
+    # Only the SHA-256 signature counts; the legacy SHA-1 `X-Hub-Signature` is ignored.
+    signature = request.headers.get("x-hub-signature-256")
+    if not signature:
+        return answer(401, "missing X-Hub-Signature-256")
+    try:
+        if not signature.isascii():  # hmac.compare_digest raises TypeError on non-ASCII
+            raise ValidationFailure("non-ASCII signature")
+        sansio.validate_event(body, signature=signature, secret=secret)
+    except ValidationFailure:
+        logger.warning("webhook signature mismatch", extra=_header_extra(request))
+        return answer(401, "bad signature")
+    if not request.headers.get("x-github-event") or not request.headers.get("x-github-delivery"):
+        return answer(400, "missing X-GitHub-Event or X-GitHub-Delivery")
+    try:
+        event = _event(request, body)
+    except (BadRequest, ValueError, LookupError):
+        # LookupError: an unknown charset in Content-Type; ValueError includes bad UTF-8.
+        return answer(400, "body is not a JSON webhook payload")
+    if not isinstance(event.data, dict):
+        return answer(400, "body is not a JSON object")
+    return event
+
+
+def classify(event: sansio.Event, router: routing.Router) -> web.Response | int:
+    """The installation whose handlers take `event`, or the answer when none does."""
+    if event.event == "ping":
+        logger.info("ping", extra={**event_log_extra(event), "zen": event.data.get("zen")})
+        return answer(200, "pong")
+    if not router.fetch(event):
+        logger.debug("event not handled", extra=event_log_extra(event))
+        return answer(200, "ignored")
+    installation_id = (event.data.get("installation") or {}).get("id")
+    if not isinstance(installation_id, int):
+        return answer(400, "payload has no installation id")
+    return installation_id
 
 
 def _event(request: web.Request, body: bytes) -> sansio.Event:
@@ -179,7 +192,7 @@ def _header_extra(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _answer(status: int, message: str) -> web.Response:
+def answer(status: int, message: str) -> web.Response:
     return web.Response(
         body=_answer_body(status, message), status=status, content_type="application/json"
     )

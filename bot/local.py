@@ -303,9 +303,7 @@ def relocate(result: FileResult, display: str) -> FileResult:
     def moved(finding: Finding) -> Finding:
         message = finding.message
         if prefix:
-            message = _MESSAGE_LOCATION.sub(
-                lambda m: f"({prefix}{m['path']}:{m['line']})", message
-            )
+            message = _MESSAGE_LOCATION.sub(lambda m: f"({prefix}{m['path']}:{m['line']})", message)
         return dataclasses.replace(finding, path=display, message=message)
 
     findings = tuple(moved(f) for f in result.findings)

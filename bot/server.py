@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import html
-import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
-from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
@@ -18,8 +16,11 @@ from gidgethub import sansio
 from bot import __version__
 from bot.audit import Auditor, EngineRunner
 from bot.github import GitHub, RetryPolicy, Sleep
-from bot.handlers import router
+from bot.handlers import routed_actions, router
 from bot.intake import MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
+from bot.intake_pool import IntakeConfig, IntakePool, listening_socket
+from bot.logs import configure_logging
+from bot.pages import rule_doc, rules_index
 from bot.queue import AuditQueue, LocalAuditQueue
 from bot.settings import AppSettings, SettingsError
 
@@ -138,62 +139,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
-async def rules_index(request: web.Request) -> web.Response:
-    from rules import registry
-
-    rules = registry.all_rules()
-    lines = ["# txaudit rules", ""]
-    lines += [f"- [{r.id}]({r.id}) {r.name}: {r.summary}" for r in rules]
-    return _document(request, "txaudit rules", "\n".join(lines) + "\n")
-
-
-async def rule_doc(request: web.Request) -> web.Response:
-    from rules import registry
-
-    info = registry.get_rule(request.match_info["rule_id"])
-    if info is None:
-        raise web.HTTPNotFound(text="unknown rule\n")
-    return _document(request, f"{info.id} {info.name}", f"# {info.id} {info.name}\n\n{info.doc}")
-
-
-def _document(request: web.Request, title: str, markdown: str) -> web.Response:
-    """Markdown for tools, a plain HTML page for browsers."""
-    accept = request.headers.get("accept", "")
-    if "text/html" in accept and "text/markdown" not in accept:
-        page = (
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title></head><body>"
-            f"<pre style='white-space: pre-wrap'>{html.escape(markdown)}</pre></body></html>"
-        )
-        return web.Response(text=page, content_type="text/html")
-    return web.Response(text=markdown, content_type="text/markdown")
-
-
-class KeyValueFormatter(logging.Formatter):
-    """`time level logger message key=value ...`, the `extra=` fields included."""
-
-    _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        fields = {k: v for k, v in vars(record).items() if k not in self._STANDARD}
-        if fields:
-            line += " " + " ".join(f"{k}={_render(v)}" for k, v in fields.items() if v is not None)
-        return line
-
-
-def _render(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return json.dumps(text) if (" " in text or not text) else text
-
-
-def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
-    """Key=value lines to `stream` (standard error by default)."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-
-
 def run() -> None:
     """Start the webhook server (`txaudit serve`, `python -m bot`)."""
     try:
@@ -206,17 +151,40 @@ def run() -> None:
 
 
 async def serve(app: web.Application, *, port: int) -> None:
-    """Serve `app` until SIGTERM or SIGINT, then drain it while still answering (503)."""
+    """Serve `app` until SIGTERM or SIGINT, then drain it while still answering (503).
+
+    With `intake_processes`, those processes answer on `port` and hand deliveries to this
+    one; otherwise this process answers them itself.
+    """
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    pool: IntakePool | None = None
     try:
-        await web.TCPSite(runner, port=port).start()
+        if app[SETTINGS].intake_processes:
+            pool = intake_pool(app, listening_socket(port))
+            await pool.start()
+        else:
+            await web.TCPSite(runner, port=port).start()
         await stop.wait()
         logger.info("shutdown requested")
+        if pool is not None:
+            await pool.drain()
         await shutdown(app)
     finally:
+        if pool is not None:
+            await pool.close()
         await runner.cleanup()
+
+
+def intake_pool(app: web.Application, listener: socket.socket) -> IntakePool:
+    """Intake processes on `listener` that hand deliveries to `app` (not started yet)."""
+    config = IntakeConfig(
+        secret=app[SETTINGS].webhook_secret,
+        routes=routed_actions(),
+        log_level=logging.getLogger().getEffectiveLevel(),
+    )
+    return IntakePool(app[SETTINGS].intake_processes, listener, config, take=app[INTAKE].take)

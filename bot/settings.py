@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_PORT = 3000
+#: Webhook intake processes of `txaudit serve` (see `bot.intake_pool`).
+DEFAULT_INTAKE = 2
 
 
 class SettingsError(Exception):
@@ -37,11 +39,14 @@ class AppSettings:
     audit_timeout: float = 600.0
     #: Seconds that running audits get to finish after SIGTERM before they are interrupted.
     shutdown_grace: float = 20.0
+    #: Processes that answer webhooks for `serve` (0: the audit process answers them itself).
+    intake_processes: int = 0
 
     def __repr__(self) -> str:  # never show the key or the secret in logs or tracebacks
         return (
             f"AppSettings(app_id={self.app_id!r}, api_url={self.api_url!r}, port={self.port}, "
-            f"public_url={self.public_url!r}, workers={self.workers}, max_audits={self.max_audits})"
+            f"public_url={self.public_url!r}, workers={self.workers}, "
+            f"max_audits={self.max_audits}, intake_processes={self.intake_processes})"
         )
 
     @classmethod
@@ -72,6 +77,7 @@ class AppSettings:
             max_audits=_int(env, "TXAUDIT_MAX_AUDITS", 8, minimum=1),
             audit_timeout=float(_int(env, "TXAUDIT_AUDIT_TIMEOUT", 600, minimum=1)),
             shutdown_grace=float(_int(env, "TXAUDIT_SHUTDOWN_GRACE", 20, minimum=0)),
+            intake_processes=_int(env, "TXAUDIT_INTAKE_PROCESSES", DEFAULT_INTAKE, minimum=0),
         )
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from app_helpers import helper_source, start_bot_process
 from fakegithub import payloads
 
 
-async def test_python_m_bot_serves_and_audits(fake_github) -> None:
+@pytest.mark.parametrize("intake", ["0", "2"])  # the audit process answers / intake processes
+async def test_python_m_bot_serves_and_audits(fake_github, intake: str) -> None:
     fake = fake_github
     repo = fake.create_repo("acme/payments", files={"README.md": "hi\n"})
     repo.push("feature", {"app/jobs.py": helper_source(1)})
     pr = repo.open_pull(head="feature")
-    proc, base = await start_bot_process(fake, TXAUDIT_WORKERS="1")
+    proc, base = await start_bot_process(fake, TXAUDIT_WORKERS="1", TXAUDIT_INTAKE_PROCESSES=intake)
     try:
         async with aiohttp.ClientSession() as session:
             payload = payloads.pull_request_event(fake, pr, "opened")

@@ -29,6 +29,7 @@ def test_defaults() -> None:
     assert settings.api_url == "https://api.github.com"
     assert settings.port == 3000
     assert settings.public_url is None
+    assert settings.intake_processes == 2  # `txaudit serve` answers webhooks in 2 processes
     assert "s3cret" not in repr(settings) and "PRIVATE" not in repr(settings)
 
 
@@ -43,6 +44,13 @@ def test_ghes_and_port() -> None:
     assert settings.api_url == "https://ghe.example.com/api/v3"
     assert settings.port == 8080
     assert settings.public_url == "https://tx.example.com"
+
+
+def test_intake_processes() -> None:
+    assert AppSettings.from_env(env(TXAUDIT_INTAKE_PROCESSES="0")).intake_processes == 0
+    assert AppSettings.from_env(env(TXAUDIT_INTAKE_PROCESSES="4")).intake_processes == 4
+    with pytest.raises(SettingsError, match="TXAUDIT_INTAKE_PROCESSES"):
+        AppSettings.from_env(env(TXAUDIT_INTAKE_PROCESSES="-1"))
 
 
 def test_key_from_path_and_escaped_newlines(tmp_path) -> None:

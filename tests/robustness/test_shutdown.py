@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from app_helpers import Harness, helper_source, start_bot_process
 from fakegithub import FakeGitHub, payloads
 
@@ -123,12 +124,15 @@ async def test_interrupted_audit_honours_on_error_neutral(
 # --- a real `python -m bot` process --------------------------------------------------------
 
 
-async def test_sigterm_to_python_m_bot_drains_and_completes_the_run(fake_github) -> None:
+@pytest.mark.parametrize("intake", ["0", "2"])  # the audit process answers / intake processes
+async def test_sigterm_to_python_m_bot_drains_and_completes_the_run(
+    fake_github, intake: str
+) -> None:
     fake = fake_github
     pr = open_pr(fake)
     fake.faults.add(route=FILES, delay=30.0)  # this audit cannot finish in the grace period
     proc, base = await start_bot_process(
-        fake, TXAUDIT_WORKERS="0", TXAUDIT_SHUTDOWN_GRACE="2"
+        fake, TXAUDIT_WORKERS="0", TXAUDIT_SHUTDOWN_GRACE="2", TXAUDIT_INTAKE_PROCESSES=intake
     )
     try:
         async with aiohttp.ClientSession() as session:

@@ -1,0 +1,38 @@
+"""Pages every txaudit process serves: the rule documentation."""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+
+
+async def rules_index(request: web.Request) -> web.Response:
+    from rules import registry
+
+    rules = registry.all_rules()
+    lines = ["# txaudit rules", ""]
+    lines += [f"- [{r.id}]({r.id}) {r.name}: {r.summary}" for r in rules]
+    return _document(request, "txaudit rules", "\n".join(lines) + "\n")
+
+
+async def rule_doc(request: web.Request) -> web.Response:
+    from rules import registry
+
+    info = registry.get_rule(request.match_info["rule_id"])
+    if info is None:
+        raise web.HTTPNotFound(text="unknown rule\n")
+    return _document(request, f"{info.id} {info.name}", f"# {info.id} {info.name}\n\n{info.doc}")
+
+
+def _document(request: web.Request, title: str, markdown: str) -> web.Response:
+    """Markdown for tools, a plain HTML page for browsers."""
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "text/markdown" not in accept:
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title></head><body>"
+            f"<pre style='white-space: pre-wrap'>{html.escape(markdown)}</pre></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+    return web.Response(text=markdown, content_type="text/markdown")
