@@ -231,7 +231,7 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
     from aiohttp import web
 
     from bot.intake_pool import IntakePool, listening_socket
-    from bot.server import SETTINGS, configure_logging, intake_pool, make_app, wait_idle
+    from bot.server import ENGINE, SETTINGS, configure_logging, intake_pool, make_app, wait_idle
     from bot.settings import AppSettings
 
     # Log as `txaudit serve` does (INFO, key=value lines), to a file instead of stderr.
@@ -291,6 +291,7 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
             webhook_port = listener.getsockname()[1]
             pool = intake_pool(app, listener)
             await pool.start()
+        await app[ENGINE].worker_stats()  # the workers are up: measure a running server
         conn.send((port, webhook_port))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "stop"
@@ -594,7 +595,9 @@ def _load_client(host: str, port: int, requests: list[bytes], conn: Any) -> None
                 sock.close()  # type: ignore[union-attr]
         return len(events)
 
-    time.sleep(0.05)
+    conn.send("ready")  # started and imported; the burst starts on "go"
+    conn.recv()
+    cpu_started = time.process_time()
     for i, request in enumerate(requests):
         started[i] = time.perf_counter()  # the connect counts: GitHub connects per delivery
         sock = socket.create_connection((host, port))
@@ -608,7 +611,8 @@ def _load_client(host: str, port: int, requests: list[bytes], conn: Any) -> None
         if not read_answers(60):
             raise RuntimeError("the app did not answer within 60 s")
     statuses = [received[i].split(b"\r\n", 1)[0].decode() for i in range(len(requests))]
-    conn.send(([answered[i] - started[i] for i in range(len(requests))], statuses))
+    times = [answered[i] - started[i] for i in range(len(requests))]
+    conn.send((times, statuses, time.process_time() - cpu_started))
 
 
 @dataclass
@@ -622,6 +626,10 @@ class LoadResult:
     completed: int
     expected: int
     seconds: float
+    #: CPU seconds while the burst was answered: app process, intake processes, engine
+    #: workers, the fake GitHub (the benchmark process), the load client
+    burst_cpu: dict[str, float]
+    burst_ms: float
 
 
 async def intake_load(
@@ -667,12 +675,20 @@ async def intake_load(
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         client = ctx.Process(target=_load_client, args=(host, port, raw, child))
-        if args.profile:  # the window of the burst (and of the client's start-up)
-            await app.get("/_bench/profile", action="start")
         client.start()
         child.close()  # so that a crashed client ends recv() with EOFError, not a hang
         loop = asyncio.get_running_loop()
-        times, statuses = await loop.run_in_executor(None, parent.recv)
+        await loop.run_in_executor(None, parent.recv)  # "ready"
+        if args.profile:  # the window of the burst
+            await app.get("/_bench/profile", action="start")
+        before = await app.stats()
+        fake_before = time.process_time()
+        burst_started = time.monotonic()
+        parent.send("go")
+        times, statuses, client_cpu = await loop.run_in_executor(None, parent.recv)
+        burst_ms = (time.monotonic() - burst_started) * 1000
+        fake_cpu = time.process_time() - fake_before
+        after = await app.stats()
         if args.profile:
             await app.get("/_bench/profile", action="stop", name=f"intake-{count}-{intake}")
         client.join(30)
@@ -696,6 +712,14 @@ async def intake_load(
             completed=completed,
             expected=len(prs) + 1,
             seconds=seconds,
+            burst_cpu={
+                "app": after["cpu_main"] - before["cpu_main"],
+                "intake": after["cpu_intake"] - before["cpu_intake"],
+                "workers": after["cpu_workers"] - before["cpu_workers"],
+                "fake GitHub": fake_cpu,
+                "client": client_cpu,
+            },
+            burst_ms=burst_ms,
         )
     finally:
         await app.stop()
@@ -904,6 +928,16 @@ def report(
                 f"{load.max_ms:.1f} | {ratio} | {load.completed} / {load.expected} | "
                 f"{load.seconds:.1f} |"
             )
+        out += [
+            "",
+            "CPU seconds while each burst was answered (from the first send to the last answer; "
+            "2 cores):",
+            "",
+        ]
+        for load in loads:
+            by = f"{load.intake} intake processes" if load.intake else "the app process"
+            used = ", ".join(f"{name} {cpu:.2f}" for name, cpu in load.burst_cpu.items())
+            out.append(f"- {load.deliveries}, {by}: {used} (in {load.burst_ms / 1000:.2f} s)")
         out.append("")
     if memory is not None or sizes:
         out += ["**5. Memory**", "", "| | MB |", "| --- | ---: |"]

@@ -123,8 +123,15 @@ class IntakePool:
         return [slot.process.pid for slot in self._slots]
 
     async def start(self) -> None:
-        """Start the processes; returns once every one of them accepts connections."""
-        self._slots.extend(await asyncio.gather(*(self._spawn() for _ in range(self._count))))
+        """Start the processes; returns once every one of them accepts connections.
+        Raises RuntimeError when one does not start (`close()` stops the others)."""
+        started = await asyncio.gather(
+            *(self._spawn() for _ in range(self._count)), return_exceptions=True
+        )
+        self._slots.extend(slot for slot in started if isinstance(slot, _Slot))
+        for failure in started:
+            if isinstance(failure, BaseException):
+                raise failure
 
     async def drain(self) -> None:
         """Intake processes answer 503 from now on. Returns once every delivery they

@@ -163,10 +163,16 @@ async def serve(app: web.Application, *, port: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     pool: IntakePool | None = None
+    listener: socket.socket | None = None
     try:
         if app[SETTINGS].intake_processes:
-            pool = intake_pool(app, listening_socket(port))
-            await pool.start()
+            listener = listening_socket(port)
+            pool = intake_pool(app, listener)
+            try:
+                await pool.start()
+            except RuntimeError as exc:
+                logger.error("cannot start", extra={"reason": str(exc)})
+                raise SystemExit(1) from None
         else:
             await web.TCPSite(runner, port=port).start()
         await stop.wait()
@@ -177,6 +183,8 @@ async def serve(app: web.Application, *, port: int) -> None:
     finally:
         if pool is not None:
             await pool.close()
+        if listener is not None:
+            listener.close()
         await runner.cleanup()
 
 

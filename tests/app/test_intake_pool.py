@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,7 +20,7 @@ from gidgethub import sansio
 
 from bot import __version__
 from bot.handlers import routed_actions, router
-from bot.intake_pool import IntakeConfig, read_frame, router_for
+from bot.intake_pool import IntakeConfig, IntakePool, listening_socket, read_frame, router_for
 
 INTAKE = 2
 
@@ -154,7 +155,9 @@ async def test_redeliveries_through_intake_processes_are_audited_once(bot, fake_
     assert len(fake.runs_for(pr.head_sha)) == 1
 
 
-async def test_intake_processes_hold_neither_the_key_nor_the_secret(bot, fake_github) -> None:
+async def test_intake_processes_get_no_key_or_secret_in_environment_or_arguments(
+    bot, fake_github
+) -> None:
     proc, _ = bot
     fake = fake_github
     pids = intake_pids(proc.pid)
@@ -253,3 +256,16 @@ async def test_intake_routes_take_what_the_handlers_take(event: str, action: str
         {} if action is None else {"action": action}, event=event, delivery_id="d"
     )
     assert bool(intake_router.fetch(delivery)) == bool(router.fetch(delivery))
+
+
+async def test_an_intake_process_that_does_not_start_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # exits at once, never says "ready"
+    listener = listening_socket(0, host="127.0.0.1")
+    pool = IntakePool(2, listener, IntakeConfig("s", routed_actions()), take=lambda event: None)
+    try:
+        with pytest.raises(RuntimeError, match="an intake process did not start"):
+            await pool.start()
+        assert pool.pids == []
+    finally:
+        await pool.close()
+        listener.close()
