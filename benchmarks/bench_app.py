@@ -231,6 +231,7 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
     from aiohttp import web
 
     from bot.intake_pool import IntakePool, listening_socket
+    from bot.loop import run as run_event_loop
     from bot.server import ENGINE, SETTINGS, configure_logging, intake_pool, make_app, wait_idle
     from bot.settings import AppSettings
 
@@ -300,7 +301,7 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
             await pool.close()
         await runner.cleanup()
 
-    asyncio.run(main())
+    run_event_loop(main())  # as `txaudit serve` runs
     conn.send("stopped")
 
 
@@ -633,28 +634,28 @@ class LoadResult:
 
 
 async def intake_load(
-    fake: FakeGitHub, corpus: Corpus, count: int, intake: int, args: argparse.Namespace
+    fake: FakeGitHub, corpus: Corpus, count: int, intake: int, round_: int, args: argparse.Namespace
 ) -> LoadResult:
     """`count` concurrent pull_request.opened deliveries (10-file PRs, 4 per installation)
     while a 100-file audit runs, answered by `intake` intake processes (or by the app)."""
     prs: list[tuple[int, PullRequest]] = []
     per_installation = 4
     for k in range(math.ceil(count / per_installation)):
-        account = f"load{count}i{intake}x{k}"
+        account = f"load{count}i{intake}r{round_}x{k}"
         iid = add_installation(fake, account)
         repo = fake.create_repo(
             f"{account}/service", files={**corpus.files, ".github/txaudit.yml": corpus.config}
         )
         for j in range(min(per_installation, count - k * per_installation)):
-            files = corpus.changed(10 + j, f"l{count}i{intake}k{k}j{j}")
+            files = corpus.changed(10 + j, f"l{count}i{intake}r{round_}k{k}j{j}")
             prs.append((iid, open_pr(repo, files, f"feature-{j}")))
     # a running audit of a larger pull request
-    big_account = f"load{count}i{intake}big"
+    big_account = f"load{count}i{intake}r{round_}big"
     big_iid = add_installation(fake, big_account)
     big_repo = fake.create_repo(
         f"{big_account}/service", files={**corpus.files, ".github/txaudit.yml": corpus.config}
     )
-    big_tag = f"big{count}i{intake}"
+    big_tag = f"big{count}i{intake}r{round_}"
     big = open_pr(big_repo, corpus.changed(min(100, args.max_modules), big_tag), "big")
     requests = []
     for iid, pr in prs:
@@ -690,7 +691,9 @@ async def intake_load(
         fake_cpu = time.process_time() - fake_before
         after = await app.stats()
         if args.profile:
-            await app.get("/_bench/profile", action="stop", name=f"intake-{count}-{intake}")
+            await app.get(
+                "/_bench/profile", action="stop", name=f"intake-{count}-{intake}-{round_}"
+            )
         client.join(30)
         refused = [line for line in statuses if not line.endswith(("200 OK", "202 Accepted"))]
         if refused:
@@ -914,30 +917,40 @@ def report(
             "**4. Intake under load** (10-11-file PRs, 4 per installation, while a 100-file "
             "audit runs)",
             "",
-            "| deliveries | answered by | p50 ms | p99 ms | max ms | p99 vs the app process "
-            "| check runs completed | all done after s |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| deliveries | answered by | p50 ms | p99 ms | p99 of each run | max ms "
+            "| p99 vs the app process | check runs completed | all done after s |",
+            "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
         ]
-        in_app = {load.deliveries: load.p99_ms for load in loads if load.intake == 0}
+        groups: dict[tuple[int, int], list[LoadResult]] = {}
         for load in loads:
-            by = f"{load.intake} intake processes" if load.intake else "the app process"
-            base = in_app.get(load.deliveries)
-            ratio = f"{load.p99_ms / base:.2f}x" if base and load.intake else ""
+            groups.setdefault((load.deliveries, load.intake), []).append(load)
+        p99 = {key: statistics.median(r.p99_ms for r in runs) for key, runs in groups.items()}
+        for (count, intake), runs in groups.items():
+            by = f"{intake} intake processes" if intake else "the app process"
+            base = p99.get((count, 0))
+            ratio = f"{p99[count, intake] / base:.2f}x" if base and intake else ""
             out.append(
-                f"| {load.deliveries} | {by} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | "
-                f"{load.max_ms:.1f} | {ratio} | {load.completed} / {load.expected} | "
-                f"{load.seconds:.1f} |"
+                f"| {count} | {by} | {statistics.median(r.p50_ms for r in runs):.1f} | "
+                f"{p99[count, intake]:.1f} | {', '.join(f'{r.p99_ms:.0f}' for r in runs)} | "
+                f"{max(r.max_ms for r in runs):.1f} | {ratio} | "
+                f"{sum(r.completed for r in runs)} / {sum(r.expected for r in runs)} | "
+                f"{statistics.median(r.seconds for r in runs):.1f} |"
             )
         out += [
             "",
-            "CPU seconds while each burst was answered (from the first send to the last answer; "
-            "2 cores):",
+            f"Medians of {args.load_rounds} runs each, interleaved. CPU seconds while a burst "
+            "was answered (from the first send to the last answer; 2 cores; /proc counts "
+            "in 10 ms ticks), medians:",
             "",
         ]
-        for load in loads:
-            by = f"{load.intake} intake processes" if load.intake else "the app process"
-            used = ", ".join(f"{name} {cpu:.2f}" for name, cpu in load.burst_cpu.items())
-            out.append(f"- {load.deliveries}, {by}: {used} (in {load.burst_ms / 1000:.2f} s)")
+        for (count, intake), runs in groups.items():
+            by = f"{intake} intake processes" if intake else "the app process"
+            used = ", ".join(
+                f"{name} {statistics.median(r.burst_cpu[name] for r in runs):.2f}"
+                for name in runs[0].burst_cpu
+            )
+            burst = statistics.median(r.burst_ms for r in runs) / 1000
+            out.append(f"- {count}, {by}: {used} (in {burst:.2f} s)")
         out.append("")
     if memory is not None or sizes:
         out += ["**5. Memory**", "", "| | MB |", "| --- | ---: |"]
@@ -1000,13 +1013,16 @@ async def run(args: argparse.Namespace, command: str) -> str:
                 print(f"size {size}: {time.monotonic() - t0:.1f} s", file=sys.stderr)
         if "load" not in args.skip:
             for count in [int(c) for c in args.load.split(",") if c]:
-                for intake in [int(n) for n in args.load_intake.split(",") if n]:
-                    t0 = time.monotonic()
-                    loads.append(await intake_load(fake, corpus, count, intake, args))
-                    print(
-                        f"load {count}, intake {intake}: {time.monotonic() - t0:.1f} s",
-                        file=sys.stderr,
-                    )
+                for round_ in range(args.load_rounds):  # interleaved: drift hits every setup
+                    for intake in [int(n) for n in args.load_intake.split(",") if n]:
+                        t0 = time.monotonic()
+                        load = await intake_load(fake, corpus, count, intake, round_, args)
+                        loads.append(load)
+                        print(
+                            f"load {count}, intake {intake}, round {round_ + 1}: "
+                            f"p99 {load.p99_ms:.1f} ms, {time.monotonic() - t0:.1f} s",
+                            file=sys.stderr,
+                        )
         if "memory" not in args.skip and args.audits:
             t0 = time.monotonic()
             memory = await memory_many(fake, corpus, args.audits, args)
@@ -1029,6 +1045,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--load-intake", default="0,2", help="intake processes to compare in the load runs"
     )
+    parser.add_argument("--load-rounds", type=int, default=3, help="runs of each load setup")
     parser.add_argument("--skip", default="", help="comma list of: sizes,load,memory")
     parser.add_argument("--quick", action="store_true", help="sizes 1,10; load 50; 50 audits")
     parser.add_argument("--profile", default=None, help="directory for pyinstrument reports")

@@ -29,6 +29,7 @@ from gidgethub import routing, sansio
 from bot import __version__
 from bot.intake import MAX_BODY_BYTES, answer, classify, read_delivery
 from bot.logs import configure_logging
+from bot.loop import run as run_event_loop
 from bot.pages import rule_doc, rules_index
 
 logger = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     listener = socket.socket(fileno=int(argv[0]))
     channel = socket.socket(fileno=int(argv[1]))
-    asyncio.run(_serve_intake(listener, channel))
+    run_event_loop(_serve_intake(listener, channel))
 
 
 if __name__ == "__main__":

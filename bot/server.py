@@ -20,6 +20,7 @@ from bot.handlers import routed_actions, router
 from bot.intake import MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
 from bot.intake_pool import IntakeConfig, IntakePool, listening_socket
 from bot.logs import configure_logging
+from bot.loop import run as run_event_loop
 from bot.pages import rule_doc, rules_index
 from bot.queue import AuditQueue, LocalAuditQueue
 from bot.settings import AppSettings, SettingsError
@@ -147,7 +148,7 @@ def run() -> None:
         print(f"txaudit: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging()
-    asyncio.run(serve(make_app(settings), port=settings.port))
+    run_event_loop(serve(make_app(settings), port=settings.port))
 
 
 async def serve(app: web.Application, *, port: int) -> None:

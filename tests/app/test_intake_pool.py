@@ -181,7 +181,7 @@ async def test_a_killed_intake_process_is_replaced(bot, fake_github) -> None:
         lambda: len(intake_pids(proc.pid)) == INTAKE and victim not in intake_pids(proc.pid)
     )
     assert survivor in intake_pids(proc.pid)
-    prs = [open_pr(fake, f"acme/svc{i}") for i in range(6)]
+    prs = [open_pr(fake, f"acme/svc{i}") for i in range(2)]
     async with aiohttp.ClientSession() as session:
         statuses = await asyncio.gather(
             *(
