@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 
 #: GitHub does not deliver payloads above 25 MB, so larger bodies are not from GitHub.
 MAX_BODY_BYTES = 25 * 1024 * 1024
+#: Connections the kernel queues while the server is busy (GitHub opens one per delivery).
+#: aiohttp's default of 128 dropped part of a burst of 200, whose connects were then retried
+#: by TCP after 1 s. The kernel caps it at `net.core.somaxconn`.
+LISTEN_BACKLOG = 1024
 #: Redeliveries reuse X-GitHub-Delivery and are possible for 3 days (7 on GHES).
 SEEN_DELIVERIES_MAX = 50_000
 SEEN_DELIVERIES_TTL = 8 * 24 * 3600

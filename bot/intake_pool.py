@@ -27,7 +27,7 @@ from aiohttp import web
 from gidgethub import routing, sansio
 
 from bot import __version__
-from bot.intake import MAX_BODY_BYTES, answer, classify, read_delivery
+from bot.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, answer, classify, read_delivery
 from bot.logs import configure_logging
 from bot.loop import run as run_event_loop
 from bot.pages import rule_doc, rules_index
@@ -87,7 +87,7 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes, bytes,
     return kind, data[:event_length], data[event_length:split], data[split:]
 
 
-def listening_socket(port: int, host: str = "", backlog: int = 1024) -> socket.socket:
+def listening_socket(port: int, host: str = "", backlog: int = LISTEN_BACKLOG) -> socket.socket:
     """The server socket the intake processes share (all interfaces, IPv4 and IPv6)."""
     if not host and socket.has_dualstack_ipv6():
         return socket.create_server(
@@ -323,7 +323,8 @@ async def _serve_intake(listener: socket.socket, channel: socket.socket) -> None
     app.router.add_get("/rules/{rule_id}", rule_doc)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.SockSite(runner, listener).start()
+    # SockSite listens again with its own backlog (aiohttp's default: 128), so it is given ours.
+    await web.SockSite(runner, listener, backlog=LISTEN_BACKLOG).start()
     writer.write(_frame(READY))
     try:
         while True:

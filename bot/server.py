@@ -17,7 +17,7 @@ from bot import __version__
 from bot.audit import Auditor, EngineRunner
 from bot.github import GitHub, RetryPolicy, Sleep
 from bot.handlers import routed_actions, router
-from bot.intake import MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
+from bot.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
 from bot.intake_pool import IntakeConfig, IntakePool, listening_socket
 from bot.logs import configure_logging
 from bot.loop import run as run_event_loop
@@ -175,7 +175,7 @@ async def serve(app: web.Application, *, port: int) -> None:
                 logger.error("cannot start", extra={"reason": str(exc)})
                 raise SystemExit(1) from None
         else:
-            await web.TCPSite(runner, port=port).start()
+            await web.TCPSite(runner, port=port, backlog=LISTEN_BACKLOG).start()
         await stop.wait()
         logger.info("shutdown requested")
         if pool is not None:

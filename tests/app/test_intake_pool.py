@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -269,3 +270,41 @@ async def test_an_intake_process_that_does_not_start_is_a_clear_error(monkeypatc
     finally:
         await pool.close()
         listener.close()
+
+
+@pytest.mark.parametrize("intake", ["0", "2"])
+async def test_a_burst_waits_in_the_listen_backlog_instead_of_being_dropped(
+    fake_github, intake: str
+) -> None:
+    """While every accepting process is busy (here: stopped), 300 connects complete in the
+    kernel's queue. With aiohttp's default backlog of 128 the rest were dropped, and TCP
+    retried them only after 1 s."""
+    proc, base = await start_bot_process(
+        fake_github, TXAUDIT_WORKERS="0", TXAUDIT_INTAKE_PROCESSES=intake
+    )
+    accepting = intake_pids(proc.pid) if intake != "0" else [proc.pid]
+    port = int(base.rsplit(":", 1)[1])
+    sockets: list[socket.socket] = []
+    for pid in accepting:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            sockets.append(sock)
+        await asyncio.sleep(0.5)
+        connected = 0
+        for sock in sockets:
+            try:
+                sock.getpeername()  # ENOTCONN while the handshake has not completed
+                connected += 1
+            except OSError:
+                pass
+        assert connected == len(sockets)
+    finally:
+        for pid in accepting:
+            os.kill(pid, signal.SIGCONT)
+        for sock in sockets:
+            sock.close()
+        await stop(proc)
