@@ -232,7 +232,15 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
 
     from bot.intake_pool import IntakePool, listening_socket
     from bot.loop import run as run_event_loop
-    from bot.server import ENGINE, SETTINGS, configure_logging, intake_pool, make_app, wait_idle
+    from bot.server import (
+        ENGINE,
+        SETTINGS,
+        configure_logging,
+        intake_pool,
+        make_app,
+        on_uvloop,
+        wait_idle,
+    )
     from bot.settings import AppSettings
 
     # Log as `txaudit serve` does (INFO, key=value lines), to a file instead of stderr.
@@ -301,7 +309,7 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
             await pool.close()
         await runner.cleanup()
 
-    run_event_loop(main())  # as `txaudit serve` runs
+    run_event_loop(main(), uvloop=on_uvloop(AppSettings(**settings)))  # as `txaudit serve`
     conn.send("stopped")
 
 

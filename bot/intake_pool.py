@@ -118,21 +118,28 @@ class IntakePool:
         self._slots: list[_Slot] = []
         self._closing = False
         self._draining = False
+        self._retries: set[asyncio.Task[None]] = set()
 
     @property
     def pids(self) -> list[int]:
         return [slot.process.pid for slot in self._slots]
 
     async def start(self) -> None:
-        """Start the processes; returns once every one of them accepts connections.
-        Raises RuntimeError when one does not start (`close()` stops the others)."""
+        """Start the processes; returns once they accept connections. One that does not
+        start is retried in the background, as one that dies is; RuntimeError when none
+        starts (`close()` stops the ones that did)."""
         started = await asyncio.gather(
             *(self._spawn() for _ in range(self._count)), return_exceptions=True
         )
         self._slots.extend(slot for slot in started if isinstance(slot, _Slot))
-        for failure in started:
-            if isinstance(failure, BaseException):
-                raise failure
+        failures = [failure for failure in started if isinstance(failure, BaseException)]
+        if failures and not self._slots:
+            raise failures[0]
+        for failure in failures:
+            logger.warning("an intake process did not start", extra={"reason": str(failure)})
+            retry = asyncio.create_task(self._start_another(None), name="intake retry")
+            self._retries.add(retry)
+            retry.add_done_callback(self._retries.discard)
 
     async def drain(self) -> None:
         """Intake processes answer 503 from now on. Returns once every delivery they
@@ -150,6 +157,8 @@ class IntakePool:
     async def close(self) -> None:
         """Stop the intake processes (a process exits when its channel closes)."""
         self._closing = True
+        for retry in list(self._retries):
+            retry.cancel()
         for slot in self._slots:
             slot.channel.close()
         for slot in self._slots:
@@ -209,20 +218,27 @@ class IntakePool:
             "intake process exited; starting another",
             extra={"exitcode": slot.process.returncode},
         )
+        await self._start_another(slot)
+
+    async def _start_another(self, replaced: _Slot | None) -> None:
+        """Start a process in `replaced`'s place (or a missing one), retrying with
+        `RESTART_DELAYS`; after that the other intake processes go on answering."""
         for delay in (*RESTART_DELAYS, None):
             try:
-                replacement = await self._spawn()
+                slot = await self._spawn()
                 break
             except RuntimeError:
                 logger.exception("could not start an intake process")
                 if delay is None or self._closing:
-                    return  # the other intake processes go on answering
+                    return
                 await asyncio.sleep(delay)
-        if self._closing:  # close() began while the replacement started
-            replacement.channel.close()
-            await _stop(replacement.process)
-            return
-        self._slots[self._slots.index(slot)] = replacement
+        if self._closing:  # close() began while the process started
+            slot.channel.close()
+            await _stop(slot.process)
+        elif replaced in self._slots:
+            self._slots[self._slots.index(replaced)] = slot
+        else:
+            self._slots.append(slot)
 
     def _hand_on(self, event_name: str, delivery_id: str, body: bytes) -> None:
         try:

@@ -13,17 +13,18 @@ T = TypeVar("T")
 LOOP_VARIABLE = "TXAUDIT_EVENT_LOOP"
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` on uvloop where it is installed (not on Windows), else on asyncio's loop.
+def run(main: Coroutine[Any, Any, T], *, uvloop: bool = True) -> T:
+    """Run `main` on uvloop where it is installed (not on Windows) and `uvloop` is True,
+    else on asyncio's loop.
 
     Measured by `benchmarks/bench_intake.py`: an intake process spends about a third less
     CPU per webhook delivery on uvloop.
     """
-    if os.environ.get(LOOP_VARIABLE, "").strip().lower() != "asyncio":
+    if uvloop and os.environ.get(LOOP_VARIABLE, "").strip().lower() != "asyncio":
         try:
-            import uvloop
+            import uvloop as uv
         except ImportError:
             pass
         else:
-            return uvloop.run(main)
+            return uv.run(main)
     return asyncio.run(main)

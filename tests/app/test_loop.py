@@ -8,6 +8,8 @@ import sys
 import pytest
 
 from bot.loop import LOOP_VARIABLE, run
+from bot.server import on_uvloop
+from bot.settings import AppSettings
 
 
 async def loop_module() -> str:
@@ -26,3 +28,13 @@ def test_asyncio_when_asked_or_when_uvloop_is_missing(monkeypatch) -> None:
     monkeypatch.delenv(LOOP_VARIABLE)
     monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` raises ImportError
     assert run(loop_module()).startswith("asyncio")
+
+
+def test_the_audit_process_runs_on_uvloop_only_when_intake_processes_answer() -> None:
+    assert on_uvloop(AppSettings(app_id="1", intake_processes=2))
+    assert not on_uvloop(AppSettings(app_id="1", intake_processes=0))
+
+
+def test_run_keeps_asyncio_when_told(monkeypatch) -> None:
+    monkeypatch.delenv(LOOP_VARIABLE, raising=False)
+    assert run(loop_module(), uvloop=False).startswith("asyncio")
