@@ -56,7 +56,7 @@ Take = Callable[[sansio.Event], object]
 class IntakeConfig:
     """What an intake process needs: no key, no token, no audit code."""
 
-    secret: str
+    secret: str = field(repr=False)  # never in a log line or a traceback
     #: (event, action) pairs that some handler takes (`bot.handlers.routed_actions`).
     routes: frozenset[tuple[str, str | None]]
     log_level: int = logging.INFO

@@ -173,6 +173,11 @@ async def test_intake_processes_get_no_key_or_secret_in_environment_or_arguments
             assert secret not in environ and secret not in cmdline
 
 
+def test_the_intake_config_never_shows_the_secret() -> None:
+    config = IntakeConfig("s3cret-value", routed_actions())
+    assert "s3cret-value" not in repr(config) and "s3cret-value" not in str(config)
+
+
 async def test_a_killed_intake_process_is_replaced(bot, fake_github) -> None:
     proc, base = bot
     fake = fake_github
