@@ -26,11 +26,10 @@ from typing import Any
 from aiohttp import web
 from gidgethub import routing, sansio
 
-from bot import __version__
 from bot.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, answer, classify, read_delivery
 from bot.logs import configure_logging
 from bot.loop import run as run_event_loop
-from bot.pages import rule_doc, rules_index
+from bot.pages import health, rule_doc, rules_index
 
 logger = logging.getLogger(__name__)
 
@@ -296,9 +295,7 @@ class _ForwardingIntake:
         return answer(202, "accepted")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        if self.draining or self._channel.is_closing():
-            return web.json_response({"status": "draining", "version": __version__}, status=503)
-        return web.json_response({"status": "ok", "version": __version__})
+        return health(self.draining or self._channel.is_closing())
 
     def drain(self) -> None:
         if not self.draining:

@@ -6,6 +6,15 @@ import html
 
 from aiohttp import web
 
+from bot import __version__
+
+
+def health(draining: bool) -> web.Response:
+    """The `GET /healthz` answer: 200 while serving, 503 while draining."""
+    if draining:
+        return web.json_response({"status": "draining", "version": __version__}, status=503)
+    return web.json_response({"status": "ok", "version": __version__})
+
 
 async def rules_index(request: web.Request) -> web.Response:
     from rules import registry

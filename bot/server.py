@@ -21,7 +21,7 @@ from bot.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, BackgroundTasks, WebhookI
 from bot.intake_pool import IntakeConfig, IntakePool, listening_socket
 from bot.logs import configure_logging
 from bot.loop import run as run_event_loop
-from bot.pages import rule_doc, rules_index
+from bot.pages import health, rule_doc, rules_index
 from bot.queue import AuditQueue, LocalAuditQueue
 from bot.settings import AppSettings, SettingsError
 
@@ -135,9 +135,7 @@ async def shutdown(app: web.Application) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    if request.app[INTAKE].draining:
-        return web.json_response({"status": "draining", "version": __version__}, status=503)
-    return web.json_response({"status": "ok", "version": __version__})
+    return health(request.app[INTAKE].draining)
 
 
 def run() -> None:

@@ -179,3 +179,23 @@ async def start_bot_process(
                 proc.kill()
                 raise AssertionError("python -m bot did not start")
             await asyncio.sleep(0.05)
+
+
+# --- TX007: a scheduler whose session an adapter in another module commits ------------------
+
+SCHEDULER = """\
+from app.adapter import Adapter
+from app.db import get_background_session
+
+
+async def run_batch():
+    async with get_background_session() as session:
+        await Adapter().submit(session)
+"""
+
+ADAPTER = """\
+class Adapter:
+    async def submit(self, session):
+        session.add(object())
+        await session.commit()
+"""

@@ -6,7 +6,7 @@ import asyncio
 import os
 
 import pytest
-from app_helpers import Harness, helper_source
+from app_helpers import ADAPTER, SCHEDULER, Harness, helper_source
 from fakegithub import FakeGitHub, Symlink
 
 import bot.audit
@@ -509,23 +509,6 @@ async def _until(condition, timeout: float = 5.0) -> None:
 
 
 # --- TX007: modules the changed code calls into -------------------------------------------
-
-SCHEDULER = """\
-from app.adapter import Adapter
-from app.db import get_background_session
-
-
-async def run_batch():
-    async with get_background_session() as session:
-        await Adapter().submit(session)
-"""
-
-ADAPTER = """\
-class Adapter:
-    async def submit(self, session):
-        session.add(object())
-        await session.commit()
-"""
 
 
 async def test_tx007_fetches_callee_modules_at_head(app_client: Harness) -> None:

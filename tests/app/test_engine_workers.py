@@ -9,32 +9,14 @@ import os
 from typing import Any
 
 import pytest
-from app_helpers import Harness, helper_source
+from app_helpers import ADAPTER, SCHEDULER, Harness, helper_source
 from fakegithub import FakeGitHub
+from fakegithub.routes import BLOB
 
 import bot.audit
 from bot.audit import AuditFailure, EngineRunner
 from bot.server import ENGINE
 from rules.config import Config
-
-BLOB = "GET /repos/{o}/{r}/git/blobs/{sha}"
-
-SCHEDULER = """\
-from app.adapter import Adapter
-from app.db import get_background_session
-
-
-async def run_batch():
-    async with get_background_session() as session:
-        await Adapter().submit(session)
-"""
-
-ADAPTER = """\
-class Adapter:
-    async def submit(self, session):
-        session.add(object())
-        await session.commit()
-"""
 
 
 def clean_source(index: int) -> str:
