@@ -327,11 +327,13 @@ class EngineRunner:
         loads = [w.load + (extra[k] if extra else 0) for k, w in enumerate(self._slots)]
         return loads.index(min(loads))
 
-    def _take_holder(self, key: bytes) -> int | None:
-        """The worker that keeps the tree of the source with this key (forgotten here: the
-        audit about to be sent there takes it)."""
+    def _holder(self, key: bytes, *, take: bool) -> int | None:
+        """The worker that keeps the tree of the source with this key; with `take`, forgotten
+        here as well (the audit about to be sent there takes the tree)."""
         for index, worker in enumerate(self._slots):
-            if worker.trees.pop(key, None) is not None:
+            if key in worker.trees:
+                if take:
+                    del worker.trees[key]
                 return index
         return None
 
@@ -350,7 +352,7 @@ class EngineRunner:
         if cached is not None:
             return cached
         self.runs += 1
-        index = self._take_holder(_source_key(source))
+        index = self._holder(_source_key(source), take=True)
         if index is None:
             index = self._least_loaded()
         try:
@@ -379,7 +381,7 @@ class EngineRunner:
             self._results.get((sha, path, config_key)) for _, path, sha in items
         ]
         # Every item's kept tree is taken by its audit now (or, with a cached result, never).
-        holders = [self._take_holder(_source_key(source)) for source, _, _ in items]
+        holders = [self._holder(_source_key(source), take=True) for source, _, _ in items]
         todo = [i for i, result in enumerate(results) if result is None]
         if todo:
             self.runs += len(todo)
@@ -450,7 +452,7 @@ class EngineRunner:
         next): the worker keeps the parsed tree, and the file's audit goes to that worker.
         Callee modules that are not audited keep no tree."""
         key = _source_key(source)
-        holder = next((k for k, w in enumerate(self._slots) if key in w.trees), None)
+        holder = self._holder(key, take=False)
         index = holder if holder is not None else self._least_loaded()
         share = keep_tree and self._owns_executor  # an injected pool may have many processes
         kept = False

@@ -1,4 +1,4 @@
-"""Pages every txaudit process serves: the rule documentation."""
+"""Pages every txaudit process serves: `/healthz` and the rule documentation."""
 
 from __future__ import annotations
 

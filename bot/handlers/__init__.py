@@ -27,7 +27,4 @@ def routed_actions() -> frozenset[tuple[str, str | None]]:
 
 def registered_events() -> frozenset[str]:
     """The webhook events some handler listens to (app.yaml must subscribe to them)."""
-    found: set[str] = set()
-    for sub in (pulls.router, checks.router, comments.router):
-        found |= set(sub._shallow_routes) | set(sub._deep_routes)
-    return frozenset(found)
+    return frozenset(event for event, _ in routed_actions())
