@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 import libcst  # noqa: E402
 
 from bot import local  # noqa: E402
-from rules.config import Config, load_config_file  # noqa: E402
-from rules.model import Severity  # noqa: E402
+from rules.engine.config import Config, load_config_file  # noqa: E402
+from rules.engine.model import Severity  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 ENTITIES = (
@@ -160,7 +160,7 @@ def best_of(runs: int, func: Callable[[], object]) -> tuple[float, object]:
 def _clear_caches() -> None:
     """Drop the engine's content caches so every run does the full work."""
     try:
-        from rules import callgraph
+        from rules.engine import callgraph
 
         callgraph.clear_cache()
     except (ImportError, AttributeError):

@@ -26,7 +26,7 @@ import cachetools
 import gidgethub
 from gidgethub import BadRequest, HTTPException, InvalidField, ValidationError
 
-import rules.callgraph  # loads libcst at startup, not in the first audit's intake
+import rules.engine.callgraph  # loads libcst at startup, not in the first audit's intake
 from bot.core import (
     REAUDIT_ACTION,
     AuditContext,
@@ -43,8 +43,8 @@ from bot.github import GitHub, GitHubClient, decode_content
 from bot.patch import EMPTY_PATCH, PatchLines, parse_patch
 from bot.queue import CLOSED, SUPERSEDED, AuditJob, AuditQueue
 from bot.settings import AppSettings
-from rules.config import CONFIG_PATHS, Config, ConfigError, parse_config_text
-from rules.model import FileResult, Severity
+from rules.engine.config import CONFIG_PATHS, Config, ConfigError, parse_config_text
+from rules.engine.model import FileResult, Severity
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,10 @@ def _thaw() -> None:
     global _frozen_since
     if _frozen_since is None:
         return
-    if rules.callgraph.kept_trees()[0] == 0 or time.monotonic() - _frozen_since > THAW_INTERVAL:
+    if (
+        rules.engine.callgraph.kept_trees()[0] == 0
+        or time.monotonic() - _frozen_since > THAW_INTERVAL
+    ):
         gc.unfreeze()
         _frozen_since = None
 
@@ -174,7 +177,7 @@ def _thaw() -> None:
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic collector while a module is parsed and summarised: the tree's
     objects form no cycles, and collections during the parse cost ~20% of it (as in
-    `rules.engine.audit_source`)."""
+    `rules.engine.audit.audit_source`)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -185,7 +188,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _summarize(source: bytes, vocab: object) -> object:
-    from rules.callgraph import summarize
+    from rules.engine.callgraph import summarize
 
     with _gc_paused():
         return summarize(source, vocab)  # type: ignore[arg-type]
@@ -193,8 +196,8 @@ def _summarize(source: bytes, vocab: object) -> object:
 
 def _summarize_sharing(source: bytes, vocab: object) -> tuple[object, bool]:
     """A changed file's summary, and whether this worker now keeps its parsed tree for the
-    file's audit (`rules.callgraph.take_tree`)."""
-    from rules.callgraph import summarize_sharing
+    file's audit (`rules.engine.callgraph.take_tree`)."""
+    from rules.engine.callgraph import summarize_sharing
 
     with _gc_paused():
         summary, kept = summarize_sharing(source, vocab, share_tree=True)  # type: ignore[arg-type]
@@ -206,7 +209,7 @@ def _summarize_sharing(source: bytes, vocab: object) -> tuple[object, bool]:
 def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
     """Cache a summary computed in a worker in this process, so that
     `ProjectIndex.add_source` and `prefetch` do not parse the module again on the event loop."""
-    from rules import callgraph
+    from rules.engine import callgraph
 
     callgraph.remember_summary(source, vocab, summary)  # type: ignore[arg-type]
 
@@ -214,12 +217,12 @@ def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
 def _worker_stats() -> dict[str, int]:
     """What one worker process did: libcst parses, summaries computed, trees kept, objects
     frozen (`_freeze`)."""
-    from rules import callgraph, engine
+    from rules.engine import callgraph, parsing
 
     trees, chars = callgraph.kept_trees()
     return {
         "pid": os.getpid(),
-        "parses": engine.STATS["parses"],
+        "parses": parsing.STATS["parses"],
         "summaries": callgraph.STATS["computed"],
         "trees": trees,
         "tree_chars": chars,
@@ -235,7 +238,7 @@ def _init_worker() -> None:
         os.nice(WORKER_NICENESS)
     except OSError:  # not permitted here: the workers keep the server's priority
         pass
-    import rules.engine  # noqa: F401
+    import rules.engine.audit  # noqa: F401
 
     global _IN_WORKER
     _IN_WORKER = True
@@ -253,13 +256,13 @@ class _Worker:
     """One engine worker process (a pool of one), and what the runner knows about it: the
     bytes of the sources sent to it and not answered yet, and the changed files whose parsed
     trees it keeps for their audits (SHA-1 of the source -> bytes; bounded like the worker's
-    own cache, `rules.callgraph.TREE_CACHE_CHARS`, in bytes, so it forgets first)."""
+    own cache, `rules.engine.callgraph.TREE_CACHE_CHARS`, in bytes, so it forgets first)."""
 
     def __init__(self, executor: Executor | None) -> None:
         self.executor = executor
         self.pending = 0
         self.trees: cachetools.LRUCache[bytes, int] = cachetools.LRUCache(
-            maxsize=rules.callgraph.TREE_CACHE_CHARS, getsizeof=_identity
+            maxsize=rules.engine.callgraph.TREE_CACHE_CHARS, getsizeof=_identity
         )
 
     @property
@@ -274,7 +277,7 @@ def _identity(size: int) -> int:
 
 
 class EngineRunner:
-    """Runs `rules.engine.audit_source` in worker processes and caches the results.
+    """Runs `rules.engine.audit.audit_source` in worker processes and caches the results.
 
     Each worker is a pool of one process, and the runner chooses the process of each call:
     a changed file's TX007 summary goes to the least loaded worker, which keeps the parsed
@@ -448,7 +451,7 @@ class EngineRunner:
 
     async def summarize(self, source: bytes, vocab: object, *, keep_tree: bool = False) -> None:
         """Compute a module's TX007 summary off the event loop (cached by
-        `rules.callgraph.summarize` in this process). `keep_tree` (a changed file, audited
+        `rules.engine.callgraph.summarize` in this process). `keep_tree` (a changed file, audited
         next): the worker keeps the parsed tree, and the file's audit goes to that worker.
         Callee modules that are not audited keep no tree."""
         key = _source_key(source)
@@ -966,13 +969,13 @@ class Auditor:
         tree: Mapping[str, TreeEntry],
         notes: list[str],
     ) -> object | None:
-        """The TX007 `rules.callgraph.ProjectIndex` of the head, fed with the modules that the
-        changed files call into (at most `max_callee_modules`), or None when TX007 is off."""
+        """The TX007 `rules.engine.callgraph.ProjectIndex` of the head, fed with the modules
+        that the changed files call into (at most `max_callee_modules`); None when TX007 is off."""
         config = state.config
         audited = [item for item in fetched if item.content is not None]
         if not audited or config.max_callee_modules == 0 or not _tx007_enabled(config):
             return None
-        from rules.callgraph import ProjectIndex
+        from rules.engine.callgraph import ProjectIndex
 
         paths = set(tree) | {item.path for item in audited}
         # Indexing every module path of the head costs ~10 ms per 2,000 modules: off the loop.
@@ -1229,10 +1232,10 @@ def _recent_key(request: AuditRequest, pull: Mapping[str, Any]) -> tuple[str, in
 
 
 def _tx007_vocab(config: Config) -> object | None:
-    """The `rules.callgraph.Vocab` that TX007 summaries use, or None when TX007 is off."""
+    """The `rules.engine.callgraph.Vocab` that TX007 summaries use, or None when TX007 is off."""
     if config.max_callee_modules == 0 or not _tx007_enabled(config):
         return None
-    from rules.callgraph import Vocab
+    from rules.engine.callgraph import Vocab
 
     return Vocab.from_config(config)
 

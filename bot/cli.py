@@ -1,7 +1,7 @@
 """The `txaudit` command line: check, diff, report, rules, explain, serve.
 
 Thin by design: argument parsing and exit codes here, file and git I/O in `bot.local`,
-formats in `bot.output` and `bot.report`, the verdict in the engine (`rules.engine`).
+formats in `bot.output` and `bot.report`, the verdict in the engine (`rules.engine.audit`).
 Exit status: 0 nothing at or above the fail level, 1 findings at or above it, 2 usage or
 configuration error (one line on stderr, no traceback).
 """
@@ -29,8 +29,8 @@ from bot.output import (
     format_text,
 )
 from bot.report import build_report
-from rules.config import FAIL_ON, Config, ConfigError, load_config_file
-from rules.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
+from rules.engine.config import FAIL_ON, Config, ConfigError, load_config_file
+from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
 
 PROG = "txaudit"
 #: Set to get a traceback instead of the one-line message on an unexpected error.
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registry() -> Any:
-    from rules import registry
+    from rules.engine import registry
 
     return registry
 
@@ -282,7 +282,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     link_dir = output.absolute().parent if output else cwd
 
     def guide(rule_id: str) -> str | None:
-        from rules.guides import guide_link
+        from rules.engine.guides import guide_link
 
         return guide_link(rule_id, project.config, blob_base=_guide_base(project.root, link_dir))
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.patch import PatchLines
-from rules.config import Config
-from rules.guides import RULE_GUIDE, guide_link
-from rules.model import KNOWN_RULE_IDS, FileResult, Finding, Severity, Suppression
+from rules.engine.config import Config
+from rules.engine.guides import RULE_GUIDE, guide_link
+from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity, Suppression
 
 # --- GitHub limits (GITHUB.md s.4, s.5) ------------------------------------------------
 
@@ -185,7 +185,7 @@ class Outcome:
 
 
 class RuleDoc(Protocol):
-    """What the core reads from `rules.registry.RuleInfo`."""
+    """What the core reads from `rules.engine.registry.RuleInfo`."""
 
     @property
     def summary(self) -> str: ...
@@ -198,9 +198,9 @@ RuleLookup = Callable[[str], RuleDoc | None]
 
 
 def _registry_lookup(rule_id: str) -> RuleDoc | None:
-    """`rules.registry.get_rule`, or None while the registry is not implemented."""
+    """`rules.engine.registry.get_rule`, or None while the registry is not implemented."""
     try:
-        from rules import registry
+        from rules.engine import registry
 
         get_rule = getattr(registry, "get_rule", None)
         return get_rule(rule_id) if get_rule is not None else None
@@ -453,7 +453,7 @@ def build_outcome(
 ) -> Outcome:
     """The check-run output and review comments for one audit (SPEC.md steps 5 and 6).
 
-    `rule_lookup` returns a rule's documentation (default: `rules.registry.get_rule`).
+    `rule_lookup` returns a rule's documentation (default: `rules.engine.registry.get_rule`).
     """
     lookup = rule_lookup or _registry_lookup
     mode = ctx.filter_override or config.filter

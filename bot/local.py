@@ -1,6 +1,6 @@
 """Local I/O for the command line: find the config and the files, read them, run git.
 
-The engine (`rules.engine.audit_source`) takes bytes and returns findings; everything that
+The engine (`rules.engine.audit.audit_source`) takes bytes and returns findings; everything that
 touches the disk, spawns processes or runs git for `txaudit check|diff|report` lives here.
 """
 
@@ -22,7 +22,7 @@ from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
 from bot.patch import PatchLines
-from rules.config import (
+from rules.engine.config import (
     CONFIG_PATHS,
     Config,
     ConfigError,
@@ -30,7 +30,7 @@ from rules.config import (
     load_config_file,
     parse_config_text,
 )
-from rules.model import FileResult, Finding
+from rules.engine.model import FileResult, Finding
 
 #: Directories never entered when recursing (besides hidden ones and virtualenvs).
 SKIP_DIRS = frozenset(
@@ -212,7 +212,7 @@ def build_project_index(root: Path, config: Config, *, rev: str | None = None) -
     Modules are read lazily, from disk or with `git show`, only when a call is followed.
     """
     try:
-        from rules.callgraph import ProjectIndex
+        from rules.engine.callgraph import ProjectIndex
     except ImportError:
         return None
     if rev is None:
@@ -314,16 +314,9 @@ def relocate(result: FileResult, display: str) -> FileResult:
 
 
 def _apply_fixes() -> Callable[[str, Sequence[Finding]], str]:
-    from rules import engine
+    from rules.engine import apply_fixes
 
-    apply = getattr(engine, "apply_fixes", None)
-    if apply is None:
-        try:
-            from rules import fixes  # type: ignore[attr-defined]
-        except ImportError:
-            raise UsageError("--fix is not available yet: the engine has no apply_fixes") from None
-        apply = fixes.apply_fixes
-    return apply  # type: ignore[no-any-return]
+    return apply_fixes
 
 
 def fix_file(

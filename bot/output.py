@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from rules.config import Config
-from rules.guides import guide_link
-from rules.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
+from rules.engine.config import Config
+from rules.engine.guides import guide_link
+from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
 
 FORMATS = ("text", "json", "sarif", "github")
 JSON_VERSION = 1
@@ -166,7 +166,7 @@ def _is_absolute_uri(link: str | None) -> bool:
 
 
 def sarif_rule(info: Any, run: Run) -> dict[str, Any]:
-    """A SARIF reportingDescriptor from a `rules.registry.RuleInfo`."""
+    """A SARIF reportingDescriptor from a `rules.engine.registry.RuleInfo`."""
     link = run.guide(info.id)
     doc = (info.doc or info.summary).strip()
     help_md = doc + (f"\n\nGuide: [{info.id}]({link})" if link else "")

@@ -17,7 +17,7 @@ def health(draining: bool) -> web.Response:
 
 
 async def rules_index(request: web.Request) -> web.Response:
-    from rules import registry
+    from rules.engine import registry
 
     rules = registry.all_rules()
     lines = ["# txaudit rules", ""]
@@ -26,7 +26,7 @@ async def rules_index(request: web.Request) -> web.Response:
 
 
 async def rule_doc(request: web.Request) -> web.Response:
-    from rules import registry
+    from rules.engine import registry
 
     info = registry.get_rule(request.match_info["rule_id"])
     if info is None:

@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from bot.output import by_rule, finding_key, rule_order, severity_breakdown
-from rules.config import Config
-from rules.guides import guide_heading
-from rules.model import FileResult, Finding, Severity
+from rules.engine.config import Config
+from rules.engine.guides import guide_heading
+from rules.engine.model import FileResult, Finding, Severity
 
 _ICONS = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.NOTICE: "ℹ️"}  # noqa: RUF001
 

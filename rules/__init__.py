@@ -1,1 +1,6 @@
-"""txaudit's rule engine and rules: pure code, no network, no GitHub."""
+"""txaudit's rules: pure code (no network, no GitHub, nothing from `bot`).
+
+- `rules.engine`: the engine. Bytes and config in, findings out (`audit_source`,
+  `apply_fixes`), with the machinery every rule shares.
+- `rules.catalog`: the rule catalogue, one module per rule. The engine discovers them.
+"""

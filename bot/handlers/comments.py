@@ -11,7 +11,7 @@ from bot import commands
 from bot.audit import Auditor, AuditRequest
 from bot.commands import Command, Name
 from bot.github import GitHubClient
-from rules.model import KNOWN_RULE_IDS
+from rules.engine.model import KNOWN_RULE_IDS
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def _run(
 
 
 def _explain(rule_id: str) -> str:
-    from rules import registry
+    from rules.engine import registry
 
     info = registry.get_rule(rule_id) if rule_id else None
     if info is None:

@@ -9,8 +9,8 @@ import pytest
 import bot.audit
 import bot.github
 from bot.github import RetryPolicy, _Limiter
-from rules import callgraph
-from rules.config import Config
+from rules.engine import callgraph
+from rules.engine.config import Config
 
 SOURCE = b"""
 from app.repo import save
@@ -48,7 +48,7 @@ async def test_mutations_go_out_in_a_burst_then_one_per_interval(
 
 
 def test_a_summary_from_a_worker_is_not_computed_again() -> None:
-    """`_prime_summary` hands a worker's summary to `rules.callgraph.remember_summary`; the
+    """`_prime_summary` hands a worker's summary to `rules.engine.callgraph.remember_summary`; the
     index then uses it instead of parsing the module again on the event loop."""
     vocab = callgraph.Vocab.from_config(Config())
     callgraph.clear_cache()

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from app_helpers import FAST_RETRY, Harness, settings_for
+from fakegithub import FakeGitHub
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-
-from app_helpers import FAST_RETRY, Harness, settings_for  # noqa: E402
-from fakegithub import FakeGitHub  # noqa: E402
-
-from bot.server import make_app  # noqa: E402
+from bot.server import make_app
 
 
 @pytest.fixture

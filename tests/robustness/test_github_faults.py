@@ -16,7 +16,7 @@ from fakegithub import FakeGitHub
 import bot.audit
 from bot.github import RetryPolicy
 from bot.server import BACKGROUND, QUEUE
-from rules.model import FileResult
+from rules.engine.model import FileResult
 
 PATH = "app/jobs.py"
 FILES = "GET /repos/{o}/{r}/pulls/{n}/files"

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from bot import commands
 from bot.patch import parse_patch
 from bot.server import make_app
-from rules.config import Config
 from rules.engine import audit_source
-from rules.model import FileResult
+from rules.engine.config import Config
+from rules.engine.model import FileResult
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 ENGINE = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,0 +1,99 @@
+"""`txaudit rules`, `explain`, `serve`, and the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bot.cli import main
+
+from .conftest import REPO, Tree
+
+
+def test_rules_table_lists_every_registered_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    from rules.engine.registry import all_rules
+
+    assert main(["rules"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "SEVERITY", "FIX", "SUMMARY"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    for info in all_rules():
+        row = rows[info.id]
+        assert info.name in row and info.severity.value in row and info.summary in row
+        assert ("yes" in row.split(info.severity.value, 1)[1]) == info.autofix
+
+
+def test_explain_prints_the_doc(capsys: pytest.CaptureFixture[str]) -> None:
+    from rules.engine.registry import get_rule
+
+    info = get_rule("TX001")
+    assert info is not None
+    assert main(["explain", "tx001"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# TX001 nested-transaction\n")
+    assert info.doc.strip() in out
+
+
+def test_explain_unknown_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "TX999"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("txaudit: error: unknown rule 'TX999' (valid IDs: TX001, TX002,")
+    assert len(err.splitlines()) == 1
+
+
+def test_serve_without_settings_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH",
+                 "GITHUB_WEBHOOK_SECRET"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("txaudit:") and len(err.splitlines()) == 1
+
+
+def test_serve_without_server_module(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "bot.server", None)  # import fails
+    assert main(["serve"]) == 2
+    assert "txaudit: error: the app server is not available" in capsys.readouterr().err
+
+
+def _txaudit() -> list[str]:
+    exe = shutil.which("txaudit")
+    return [exe] if exe else [sys.executable, "-m", "bot.cli"]
+
+
+def test_console_script_runs(tree: Tree) -> None:
+    root = tree({"docs/readme.md": "# nothing to audit\n"})
+    proc = subprocess.run(
+        [*_txaudit(), "check", "docs", "--format", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["summary"]["files"] == 0
+    proc = subprocess.run([*_txaudit(), "check", "nope"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr == "txaudit: error: nope: no such file or directory\n"
+
+
+def test_console_script_on_examples_service() -> None:
+    proc = subprocess.run(
+        [*_txaudit(), "check", "examples/service", "--format", "json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["findings"] and not doc["errors"]
+    assert all(f["path"].startswith("examples/service/app/") for f in doc["findings"])
