@@ -1,6 +1,6 @@
 """Benchmark the txaudit GitHub App against the test suite's fake GitHub.
 
-The real server (`bot.server.make_app`, served on loopback in a child process with its
+The real server (`bot.app.server.make_app`, served on loopback in a child process with its
 engine worker processes) talks to `tests/fakegithub` (served in this process, with an
 injected latency per call). Load is generated from a third process, so that neither the
 fake's CPU nor the benchmark's own bookkeeping shows up in the app's numbers.
@@ -205,7 +205,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _app_stats(app: Any, intake: list[int]) -> dict[str, Any]:
     """CPU and memory of the app process, its engine workers and its intake processes."""
-    from bot.server import ENGINE
+    from bot.app.server import ENGINE
 
     me = os.getpid()
     others = [pid for pid in _proc_tree(me) if pid != me and pid not in intake]
@@ -230,9 +230,9 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
             sys.path.insert(0, extra)
     from aiohttp import web
 
-    from bot.intake_pool import IntakePool, listening_socket
-    from bot.loop import run as run_event_loop
-    from bot.server import (
+    from bot.app.intake_pool import IntakePool, listening_socket
+    from bot.app.loop import run as run_event_loop
+    from bot.app.server import (
         ENGINE,
         SETTINGS,
         configure_logging,
@@ -241,7 +241,7 @@ def _serve_app(conn: Any, settings: dict[str, Any], profile: str | None) -> None
         on_uvloop,
         wait_idle,
     )
-    from bot.settings import AppSettings
+    from bot.app.settings import AppSettings
 
     # Log as `txaudit serve` does (INFO, key=value lines), to a file instead of stderr.
     log_file = open(settings.pop("log_path"), "a", encoding="utf-8")  # noqa: SIM115

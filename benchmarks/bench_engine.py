@@ -9,7 +9,7 @@ and grown with extra jobs and endpoints, then measures side by side, best of N r
   (c) the ratio a / b
   (d) `ast.parse` of the same files, for reference
   (e) lines/second on one core (a) and on all cores (the CLI's parallel whole-tree path,
-      `bot.local.audit_files`, plus optionally `txaudit check --format json` as a subprocess)
+      `bot.cli.local.audit_files`, plus optionally `txaudit check --format json` as a subprocess)
 
 Usage: python benchmarks/bench_engine.py [--runs 3] [--lines 30000] [--seed 7]
        [--tx007 with|without|both] [--no-subprocess] [--keep DIR] [--json]
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import libcst  # noqa: E402
 
-from bot import local  # noqa: E402
+from bot.cli import local  # noqa: E402
 from rules.engine.config import Config, load_config_file  # noqa: E402
 from rules.engine.model import Severity  # noqa: E402
 

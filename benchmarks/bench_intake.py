@@ -1,6 +1,6 @@
 """CPU per webhook delivery of one intake process, on asyncio's loop and on uvloop, side by side.
 
-One intake process (`bot.intake_pool`) answers N signed `pull_request.opened` deliveries sent
+One intake process (`bot.app.intake_pool`) answers N signed `pull_request.opened` deliveries sent
 one after another, each on a new connection (as GitHub does), from a separate client process.
 The intake process's CPU time comes from /proc, so neither the client nor the audit side counts.
 
@@ -27,9 +27,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from fakegithub import FakeGitHub, payloads  # noqa: E402
 
-from bot.handlers import routed_actions  # noqa: E402
-from bot.intake_pool import IntakeConfig, IntakePool, listening_socket  # noqa: E402
-from bot.loop import LOOP_VARIABLE  # noqa: E402
+from bot.app.handlers import routed_actions  # noqa: E402
+from bot.app.intake_pool import IntakeConfig, IntakePool, listening_socket  # noqa: E402
+from bot.app.loop import LOOP_VARIABLE  # noqa: E402
 
 SECRET = "bench-secret"
 

@@ -1,6 +1,6 @@
 """`python -m bot`: run the GitHub App webhook server."""
 
-from bot.server import run
+from bot.app.server import run
 
 if __name__ == "__main__":
     run()

@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from fakegithub import FakeGitHub, PullRequest, payloads
 
-from bot.github import RetryPolicy
-from bot.server import AUDITOR, ENGINE, GITHUB, wait_idle
-from bot.settings import AppSettings
+from bot.app.github import RetryPolicy
+from bot.app.server import AUDITOR, ENGINE, GITHUB, wait_idle
+from bot.app.settings import AppSettings
 
 #: Retries stay as in production, minus the waiting.
 FAST_RETRY = RetryPolicy(mutation_interval=0.0)

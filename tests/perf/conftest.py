@@ -9,7 +9,7 @@ import pytest
 from app_helpers import FAST_RETRY, Harness, settings_for
 from fakegithub import FakeGitHub
 
-from bot.server import make_app
+from bot.app.server import make_app
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from fakegithub.routes import (
     UPDATE_RUN,
 )
 
-import bot.audit
+import bot.app.engine_pool
 
 CONFIG = ".github/txaudit.yml"
 
@@ -168,13 +168,13 @@ async def test_engine_runs_in_batches(app_client: Harness, monkeypatch: Any) -> 
     """One worker call per batch (2 per worker), not per file: the TX007 index is pickled
     once per batch."""
     batches: list[int] = []
-    real = bot.audit._engine_audit_many
+    real = bot.app.engine_pool._engine_audit_many
 
     def counting(items: Any, *args: Any) -> Any:
         batches.append(len(items))
         return real(items, *args)
 
-    monkeypatch.setattr(bot.audit, "_engine_audit_many", counting)
+    monkeypatch.setattr(bot.app.engine_pool, "_engine_audit_many", counting)
     pr = make_pr(app_client.fake, 10, with_findings=2)
     await opened(app_client, pr)
     assert sorted(batches) == [5, 5]

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import bot.audit
-import bot.github
-from bot.github import RetryPolicy, _Limiter
+import bot.app.engine_pool
+import bot.app.github
+from bot.app.github import RetryPolicy, _Limiter
 from rules.engine import callgraph
 from rules.engine.config import Config
 
@@ -31,7 +31,7 @@ async def test_mutations_go_out_in_a_burst_then_one_per_interval(
         sleeps.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr(bot.github.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(bot.app.github.time, "monotonic", lambda: clock[0])
     hub = SimpleNamespace(retry=RetryPolicy(mutation_interval=1.0, mutation_burst=3), sleep=sleep)
     limiter = _Limiter(hub)  # type: ignore[arg-type]
     for _ in range(3):
@@ -52,10 +52,10 @@ def test_a_summary_from_a_worker_is_not_computed_again() -> None:
     index then uses it instead of parsing the module again on the event loop."""
     vocab = callgraph.Vocab.from_config(Config())
     callgraph.clear_cache()
-    summary = bot.audit._summarize(SOURCE, vocab)
+    summary = bot.app.engine_pool._summarize(SOURCE, vocab)[0]
     assert summary is not None
     callgraph.clear_cache()
-    bot.audit._prime_summary(SOURCE, vocab, summary)
+    bot.app.engine_pool._prime_summary(SOURCE, vocab, summary)
     index = callgraph.ProjectIndex({"app/handler.py", "app/repo.py"}, config=Config())
     index.add_source("app/handler.py", SOURCE)
     assert callgraph.STATS["computed"] == 0
@@ -63,7 +63,7 @@ def test_a_summary_from_a_worker_is_not_computed_again() -> None:
 
 
 def test_caches_are_bounded_by_size_not_count() -> None:
-    etags = bot.github._ConditionalCache(max_bytes=100_000)
+    etags = bot.app.github._ConditionalCache(max_bytes=100_000)
     page = [{"filename": f"f{i}.py", "patch": "+x\n" * 1000} for i in range(10)]  # ~30 KB
     for n in range(20):
         etags[f"/repos/o/r/pulls/{n}/files"] = ("etag", None, page, None)
@@ -71,7 +71,7 @@ def test_caches_are_bounded_by_size_not_count() -> None:
     etags["/repos/o/r/pulls/99/files"] = ("etag", None, page * 10, None)  # too big: not kept
     assert "/repos/o/r/pulls/99/files" not in etags
 
-    engine = bot.audit.EngineRunner(0)
+    engine = bot.app.engine_pool.EngineRunner(0)
     finding = SimpleNamespace(message="m" * 1_000_000, snippet="", fix=None)
     big = SimpleNamespace(error=None, findings=(finding,) * 40, suppressions=())
     engine._remember(("sha", "a.py", "cfg"), big)  # type: ignore[arg-type]

@@ -13,9 +13,9 @@ import pytest
 from app_helpers import Harness, helper_source
 from fakegithub import FakeGitHub
 
-import bot.audit
-from bot.github import RetryPolicy
-from bot.server import BACKGROUND, QUEUE
+import bot.app.engine_pool
+from bot.app.github import RetryPolicy
+from bot.app.server import BACKGROUND, QUEUE
 from rules.engine.model import FileResult
 
 PATH = "app/jobs.py"
@@ -381,14 +381,14 @@ async def test_engine_failing_on_a_crafted_file_does_not_pass_the_check(
     """A file that makes the engine fail may hide findings: the check fails (or is neutral
     with `on_error: neutral`), and the summary names the file."""
     fake = app_client.fake
-    real = bot.audit._engine_audit
+    real = bot.app.engine_pool._engine_audit
 
     def engine(source: bytes, path: str, *args: Any) -> FileResult:
         if path == "app/crafted.py":
             return FileResult(path=path, error="txaudit internal error: RecursionError: boom")
         return real(source, path, *args)
 
-    monkeypatch.setattr(bot.audit, "_engine_audit", engine)
+    monkeypatch.setattr(bot.app.engine_pool, "_engine_audit", engine)
     _, pr = make_pr(fake, {"app/clean.py": "X = 1\n", "app/crafted.py": "X = 2\n"})
     run = await audit(app_client, pr)
     assert run.conclusion == "failure"

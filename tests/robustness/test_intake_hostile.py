@@ -13,8 +13,8 @@ import pytest
 from app_helpers import Harness, helper_source
 from fakegithub import FakeGitHub, payloads
 
-from bot.intake import MAX_BODY_BYTES
-from bot.server import BACKGROUND, QUEUE
+from bot.app.intake import MAX_BODY_BYTES
+from bot.app.server import BACKGROUND, QUEUE
 
 PATH = "app/jobs.py"
 

@@ -18,9 +18,9 @@ from fakegithub import FakeGitHub, payloads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import commands
-from bot.patch import parse_patch
-from bot.server import make_app
+from bot.app import commands
+from bot.app.server import make_app
+from bot.review.patch import parse_patch
 from rules.engine import audit_source
 from rules.engine.config import Config
 from rules.engine.model import FileResult

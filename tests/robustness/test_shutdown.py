@@ -13,7 +13,7 @@ import pytest
 from app_helpers import Harness, helper_source, start_bot_process
 from fakegithub import FakeGitHub, payloads
 
-from bot.server import BACKGROUND, shutdown
+from bot.app.server import BACKGROUND, shutdown
 
 PATH = "app/jobs.py"
 FILES = "GET /repos/{o}/{r}/pulls/{n}/files"

@@ -9,8 +9,9 @@ import pytest
 from app_helpers import ADAPTER, SCHEDULER, Harness, helper_source
 from fakegithub import FakeGitHub, Symlink
 
-import bot.audit
-from bot.server import ENGINE
+import bot.app.auditor
+import bot.app.engine_pool
+from bot.app.server import ENGINE
 
 PATH = "app/jobs.py"
 
@@ -143,7 +144,7 @@ async def test_on_error_neutral_from_config(app_client: Harness, monkeypatch) ->
     fake = app_client.fake
     base = {".github/txaudit.yml": "on_error: neutral\n"}
     _, pr = make_pr(fake, {PATH: helper_source(1)}, base_files=base)
-    monkeypatch.setattr(bot.audit, "build_outcome", _explode)
+    monkeypatch.setattr(bot.app.auditor, "build_outcome", _explode)
     await opened(app_client, pr)
     [run] = fake.runs_for(pr.head_sha)
     assert run.conclusion == "neutral"
@@ -270,7 +271,7 @@ async def test_moved_code_posts_nothing_new(app_client: Harness) -> None:
 async def test_review_422_resends_without_the_bad_comment(app_client: Harness, monkeypatch) -> None:
     fake = app_client.fake
     _, pr = make_pr(fake, {PATH: helper_source(1), "app/other.py": helper_source(1)})
-    real_build = bot.audit.build_outcome
+    real_build = bot.app.auditor.build_outcome
 
     def build_then_drop_a_patch(*args, **kwargs):
         # Between the audit's listing and the review, GitHub stops sending other.py's diff:
@@ -278,7 +279,7 @@ async def test_review_422_resends_without_the_bad_comment(app_client: Harness, m
         pr.omit_patch = {"app/other.py"}
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(bot.audit, "build_outcome", build_then_drop_a_patch)
+    monkeypatch.setattr(bot.app.auditor, "build_outcome", build_then_drop_a_patch)
     await opened(app_client, pr)
     assert fake.log.count("POST /repos/{o}/{r}/pulls/{n}/reviews", status=422) == 1
     [review] = fake.reviews_of(pr)
@@ -331,17 +332,17 @@ async def test_head_moved_during_audit_without_webhook(app_client: Harness) -> N
     fake = app_client.fake
     repo, pr = make_pr(fake, {PATH: helper_source(1)})
     first_sha = pr.head_sha
-    real_build = bot.audit.build_outcome
+    real_build = bot.app.auditor.build_outcome
 
     def push_meanwhile(*args, **kwargs):
         repo.push("feature", {"app/more.py": "X = 1\n"})
         return real_build(*args, **kwargs)
 
-    bot.audit.build_outcome = push_meanwhile
+    bot.app.auditor.build_outcome = push_meanwhile
     try:
         await opened(app_client, pr)
     finally:
-        bot.audit.build_outcome = real_build
+        bot.app.auditor.build_outcome = real_build
     [run] = fake.runs_for(first_sha)
     assert run.conclusion == "cancelled" and pr.head_sha in run.output["summary"]
     assert fake.reviews_of(pr) == []
@@ -398,7 +399,7 @@ async def test_exception_inside_the_audit_still_completes_the_run(
 ) -> None:
     fake = app_client.fake
     _, pr = make_pr(fake, {PATH: helper_source(1)})
-    monkeypatch.setattr(bot.audit, "build_outcome", _explode)
+    monkeypatch.setattr(bot.app.auditor, "build_outcome", _explode)
     await opened(app_client, pr)
     [run] = fake.runs_for(pr.head_sha)
     assert run.status == "completed"
@@ -413,7 +414,7 @@ async def test_engine_crash_fails_the_check(app_client: Harness, monkeypatch) ->
     def crash(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(bot.audit, "_engine_audit", crash)
+    monkeypatch.setattr(bot.app.engine_pool, "_engine_audit", crash)
     await opened(app_client, pr)
     [run] = fake.runs_for(pr.head_sha)
     assert run.conclusion == "failure" and "running the rules" in run.output["summary"]
@@ -492,7 +493,7 @@ async def test_engine_in_worker_processes(make_app_client, fake_github) -> None:
     worker_niceness = await asyncio.get_running_loop().run_in_executor(
         harness.app[ENGINE]._pool(), os.nice, 0
     )
-    assert worker_niceness == os.nice(0) + bot.audit.WORKER_NICENESS
+    assert worker_niceness == os.nice(0) + bot.app.engine_pool.WORKER_NICENESS
 
 
 def _explode(*args, **kwargs):

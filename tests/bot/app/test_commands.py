@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import Command, Name, parse_commands
+from bot.app.commands import Command, Name, parse_commands
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ from app_helpers import ADAPTER, SCHEDULER, Harness, helper_source
 from fakegithub import FakeGitHub
 from fakegithub.routes import BLOB
 
-import bot.audit
-from bot.audit import AuditFailure, EngineRunner
-from bot.server import ENGINE
+import bot.app.engine_pool
+from bot.app.engine_pool import AuditFailure, EngineRunner
+from bot.app.server import ENGINE
 from rules.engine.config import Config
 
 
@@ -163,22 +163,22 @@ def test_a_worker_thaws_what_it_froze(monkeypatch: pytest.MonkeyPatch) -> None:
 
     vocab = callgraph.Vocab.from_config(Config())
     sources = [helper_source(1, start=2000 + i).encode() for i in range(3)]
-    monkeypatch.setattr(bot.audit, "_IN_WORKER", True)  # as `_init_worker` sets it
-    monkeypatch.setattr(bot.audit, "_frozen_since", None)
+    monkeypatch.setattr(bot.app.engine_pool, "_IN_WORKER", True)  # as `_init_worker` sets it
+    monkeypatch.setattr(bot.app.engine_pool, "_frozen_since", None)
     callgraph.clear_cache()
     try:
         for source in sources[:2]:
-            assert bot.audit._summarize_sharing(source, vocab)[1]
+            assert bot.app.engine_pool._summarize(source, vocab, True)[1]
         assert gc.get_freeze_count() > 0
-        bot.audit._engine_audit_many([(sources[0], "a.py")], Config(), None)
+        bot.app.engine_pool._engine_audit_many([(sources[0], "a.py")], Config(), None)
         assert callgraph.kept_trees()[0] == 1 and gc.get_freeze_count() > 0  # b's tree
-        monkeypatch.setattr(bot.audit, "THAW_INTERVAL", 0.0)
-        bot.audit._engine_audit_many([(sources[2], "c.py")], Config(), None)
+        monkeypatch.setattr(bot.app.engine_pool, "THAW_INTERVAL", 0.0)
+        bot.app.engine_pool._engine_audit_many([(sources[2], "c.py")], Config(), None)
         assert gc.get_freeze_count() == 0  # b's tree is still kept, but frozen long enough
-        monkeypatch.setattr(bot.audit, "THAW_INTERVAL", 60.0)
-        bot.audit._summarize_sharing(sources[0], vocab)  # cached: no tree, nothing frozen
+        monkeypatch.setattr(bot.app.engine_pool, "THAW_INTERVAL", 60.0)
+        bot.app.engine_pool._summarize(sources[0], vocab, True)  # cached: no tree, nothing frozen
         assert gc.get_freeze_count() == 0
-        bot.audit._engine_audit_many([(sources[1], "b.py")], Config(), None)
+        bot.app.engine_pool._engine_audit_many([(sources[1], "b.py")], Config(), None)
         assert callgraph.kept_trees() == (0, 0) and gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()

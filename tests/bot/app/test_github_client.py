@@ -7,7 +7,7 @@ import time
 
 from app_helpers import Harness, helper_source
 
-import bot.github
+import bot.app.github
 
 PATH = "app/jobs.py"
 
@@ -65,7 +65,7 @@ async def test_concurrency_per_installation_is_bounded(app_client: Harness) -> N
     await app_client.deliver("pull_request", app_client.pr_event("opened", pr))
     [run] = fake.runs_for(pr.head_sha)
     assert len(run.annotations) == 60
-    assert 1 < fake.max_in_flight <= bot.github.CONCURRENCY_PER_INSTALLATION
+    assert 1 < fake.max_in_flight <= bot.app.github.CONCURRENCY_PER_INSTALLATION
 
 
 async def test_token_is_reminted_five_minutes_before_expiry(app_client: Harness) -> None:

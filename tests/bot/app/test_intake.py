@@ -9,8 +9,8 @@ import yaml
 from fakegithub import FakeGitHub
 
 from bot import __version__
-from bot.handlers import registered_events
-from bot.intake import MAX_BODY_BYTES
+from bot.app.handlers import registered_events
+from bot.app.intake import MAX_BODY_BYTES
 
 
 async def test_ping_is_answered(app_client) -> None:

@@ -20,14 +20,14 @@ from fakegithub import FakeGitHub, payloads
 from gidgethub import sansio
 
 from bot import __version__
-from bot.handlers import routed_actions, router
-from bot.intake_pool import IntakeConfig, IntakePool, listening_socket, read_frame, router_for
+from bot.app.handlers import routed_actions, router
+from bot.app.intake_pool import IntakeConfig, IntakePool, listening_socket, read_frame, router_for
 
 INTAKE = 2
 
 
 def intake_pids(parent: int) -> list[int]:
-    """The `python -m bot.intake_pool` children of `parent`."""
+    """The `python -m bot.app.intake_pool` children of `parent`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -39,7 +39,7 @@ def intake_pids(parent: int) -> list[int]:
                 cmdline = handle.read().split(b"\0")
         except OSError:
             continue
-        if ppid == parent and b"bot.intake_pool" in cmdline:
+        if ppid == parent and b"bot.app.intake_pool" in cmdline:
             found.append(int(entry))
     return sorted(found)
 

@@ -1,4 +1,4 @@
-"""The event loop of `txaudit serve` and its intake processes (`bot.loop.run`)."""
+"""The event loop of `txaudit serve` and its intake processes (`bot.app.loop.run`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from bot.loop import LOOP_VARIABLE, run
-from bot.server import on_uvloop
-from bot.settings import AppSettings
+from bot.app.loop import LOOP_VARIABLE, run
+from bot.app.server import on_uvloop
+from bot.app.settings import AppSettings
 
 
 async def loop_module() -> str:

@@ -8,7 +8,7 @@ import sys
 import pytest
 from fakegithub.state import cached_private_key_pem
 
-from bot.settings import AppSettings, SettingsError
+from bot.app.settings import AppSettings, SettingsError
 
 BAD_PEM = "-----BEGIN RSA PRIVATE KEY-----\nnope\n-----END RSA PRIVATE KEY-----"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import local
+from bot.cli import local
 
 from .fake_engine import fake_apply_fixes, fake_audit_source
 

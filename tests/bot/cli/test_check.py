@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import local
-from bot.cli import main
+from bot.cli import local
+from bot.cli.main import main
 
 from .conftest import Tree, is_root
 

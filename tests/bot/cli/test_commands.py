@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 
 from .conftest import REPO, Tree
 
@@ -59,7 +59,7 @@ def test_serve_without_settings_is_a_one_line_error(
 def test_serve_without_server_module(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "bot.server", None)  # import fails
+    monkeypatch.setitem(sys.modules, "bot.app.server", None)  # import fails
     assert main(["serve"]) == 2
     assert "txaudit: error: the app server is not available" in capsys.readouterr().err
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 
 from .conftest import EXAMPLES
 from .test_output import validate_sarif

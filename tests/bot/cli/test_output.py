@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bot.output import (
+from bot.cli.output import (
     Run,
     escape_data,
     escape_property,

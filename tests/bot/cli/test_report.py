@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 
 from .conftest import Tree
 

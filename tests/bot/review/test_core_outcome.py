@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.core import (
+from bot.review.outcome import (
     NO_PYTHON_TITLE,
     REAUDIT_ACTION,
     Annotation,
@@ -24,7 +24,7 @@ from bot.core import (
     fingerprint_all,
     fingerprints_in,
 )
-from bot.patch import PatchLines, parse_patch
+from bot.review.patch import PatchLines, parse_patch
 from rules.engine.config import Config, Guide
 from rules.engine.model import FileResult, Finding, Fix, Severity, Suppression
 

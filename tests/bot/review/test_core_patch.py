@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.patch import PatchLines, parse_patch
+from bot.review.patch import PatchLines, parse_patch
 
 # Shaped like GitHub's `patch` field: hunks only, section heading after the second `@@`.
 TWO_HUNKS = "\n".join(

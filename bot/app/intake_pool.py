@@ -4,7 +4,7 @@ verified deliveries to the audit process, over one socket pair each.
 One event loop answered deliveries one at a time (~0.2 ms of CPU each) between the audits'
 own work on that loop, so in a burst the last delivery waited for all the others and for the
 audits. Intake processes answer in parallel and do nothing else. Each is a small
-`python -m bot.intake_pool` process: it never sees the app's private key (only the webhook
+`python -m bot.app.intake_pool` process: it never sees the app's private key (only the webhook
 secret, sent over its channel) and never imports the audit code.
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 from aiohttp import web
 from gidgethub import routing, sansio
 
-from bot.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, answer, classify, read_delivery
-from bot.logs import configure_logging
-from bot.loop import run as run_event_loop
-from bot.pages import health, rule_doc, rules_index
+from bot.app.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, answer, classify, read_delivery
+from bot.app.logs import configure_logging
+from bot.app.loop import run as run_event_loop
+from bot.app.pages import health, rule_doc, rules_index
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class IntakeConfig:
     """What an intake process needs: no key, no token, no audit code."""
 
     secret: str = field(repr=False)  # never in a log line or a traceback
-    #: (event, action) pairs that some handler takes (`bot.handlers.routed_actions`).
+    #: (event, action) pairs that some handler takes (`bot.app.handlers.routed_actions`).
     routes: frozenset[tuple[str, str | None]]
     log_level: int = logging.INFO
 
@@ -173,7 +173,7 @@ class IntakePool:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bot.intake_pool",
+                "bot.app.intake_pool",
                 *map(str, fds),
                 pass_fds=fds,
                 env=_child_environment(),
@@ -352,7 +352,7 @@ async def _serve_intake(listener: socket.socket, channel: socket.socket) -> None
 
 
 def main(argv: list[str]) -> None:
-    """`python -m bot.intake_pool LISTENER_FD CHANNEL_FD`, as `IntakePool` starts it."""
+    """`python -m bot.app.intake_pool LISTENER_FD CHANNEL_FD`, as `IntakePool` starts it."""
     # Ctrl-C or a SIGTERM to the whole process group: the audit process decides when intake
     # stops (it drains first, so that deliveries are refused with 503 until the end).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -18,7 +18,7 @@ from gidgethub import aiohttp as gh_aiohttp
 from gidgethub import apps as gh_apps
 
 from bot import __version__
-from bot.settings import AppSettings, load_private_key
+from bot.app.settings import AppSettings, load_private_key
 
 logger = logging.getLogger(__name__)
 

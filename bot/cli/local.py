@@ -21,7 +21,7 @@ from typing import Any
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
-from bot.patch import PatchLines
+from bot.review.patch import PatchLines
 from rules.engine.config import (
     CONFIG_PATHS,
     Config,

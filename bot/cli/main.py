@@ -1,7 +1,7 @@
 """The `txaudit` command line: check, diff, report, rules, explain, serve.
 
-Thin by design: argument parsing and exit codes here, file and git I/O in `bot.local`,
-formats in `bot.output` and `bot.report`, the verdict in the engine (`rules.engine.audit`).
+Thin by design: argument parsing and exit codes here, file and git I/O in `bot.cli.local`,
+formats in `bot.cli.output` and `bot.cli.report`, the verdict in the engine (`rules.engine.audit`).
 Exit status: 0 nothing at or above the fail level, 1 findings at or above it, 2 usage or
 configuration error (one line on stderr, no traceback).
 """
@@ -17,9 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot import local
-from bot.local import UsageError
-from bot.output import (
+from bot.cli import local
+from bot.cli.local import UsageError
+from bot.cli.output import (
     FORMATS,
     Run,
     finding_key,
@@ -28,7 +28,7 @@ from bot.output import (
     format_sarif,
     format_text,
 )
-from bot.report import build_report
+from bot.cli.report import build_report
 from rules.engine.config import FAIL_ON, Config, ConfigError, load_config_file
 from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
 
@@ -229,7 +229,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from bot.core import _on_changed_line  # the bot's own changed-line test, so both agree
+    from bot.review.outcome import (
+        _on_changed_line,  # the bot's own changed-line test, so both agree
+    )
 
     wanted = _finding_filter(args)
     root = local.repo_root(Path.cwd())
@@ -334,7 +336,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from bot.server import run
+        from bot.app.server import run
     except ImportError as exc:
         raise UsageError(f"the app server is not available: {exc}") from None
     run()  # returns when the server stops; exits 2 itself on bad settings
@@ -374,7 +376,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = type(exc).__name__
         _note(f"error: internal error: {kind}: {exc} (set {DEBUG_ENV}=1 for a traceback)")
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,8 +7,9 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.audit import Auditor, AuditRequest
-from bot.github import GitHubClient
+from bot.app.auditor import Auditor
+from bot.app.github import GitHubClient
+from bot.app.queue import AuditRequest
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gidgethub import routing
 
-from bot.handlers import checks, comments, pulls
+from bot.app.handlers import checks, comments, pulls
 
 router = routing.Router(
     pulls.router,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.patch import PatchLines
+from bot.review.patch import PatchLines
 from rules.engine.config import Config
 from rules.engine.guides import RULE_GUIDE, guide_link
 from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity, Suppression

@@ -14,16 +14,17 @@ from aiohttp import web
 from gidgethub import sansio
 
 from bot import __version__
-from bot.audit import Auditor, EngineRunner
-from bot.github import GitHub, RetryPolicy, Sleep
-from bot.handlers import routed_actions, router
-from bot.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
-from bot.intake_pool import IntakeConfig, IntakePool, listening_socket
-from bot.logs import configure_logging
-from bot.loop import run as run_event_loop
-from bot.pages import health, rule_doc, rules_index
-from bot.queue import AuditQueue, LocalAuditQueue
-from bot.settings import AppSettings, SettingsError
+from bot.app.auditor import Auditor
+from bot.app.engine_pool import EngineRunner
+from bot.app.github import GitHub, RetryPolicy, Sleep
+from bot.app.handlers import routed_actions, router
+from bot.app.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, BackgroundTasks, WebhookIntake
+from bot.app.intake_pool import IntakeConfig, IntakePool, listening_socket
+from bot.app.logs import configure_logging
+from bot.app.loop import run as run_event_loop
+from bot.app.pages import health, rule_doc, rules_index
+from bot.app.queue import AuditQueue, LocalAuditQueue
+from bot.app.settings import AppSettings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ GITHUB = web.AppKey("github", GitHub)
 AUDITOR = web.AppKey("auditor", Auditor)
 INTAKE = web.AppKey("intake", WebhookIntake)
 
-#: Timeouts of calls to GitHub (seconds); failures are retried by `bot.github`.
+#: Timeouts of calls to GitHub (seconds); failures are retried by `bot.app.github`.
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
 #: After the grace period, how long interrupted audits get to complete their check runs.
 WIND_DOWN_SECONDS = 8.0

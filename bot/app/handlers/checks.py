@@ -8,8 +8,9 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.audit import CHECK_NAME, Auditor, AuditRequest, parse_external_id
-from bot.github import GitHubClient
+from bot.app.auditor import CHECK_NAME, Auditor, parse_external_id
+from bot.app.github import GitHubClient
+from bot.app.queue import AuditRequest
 
 logger = logging.getLogger(__name__)
 

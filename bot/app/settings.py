@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_PORT = 3000
-#: Webhook intake processes of `txaudit serve` (see `bot.intake_pool`).
+#: Webhook intake processes of `txaudit serve` (see `bot.app.intake_pool`).
 DEFAULT_INTAKE = 2
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from gidgethub import BadRequest, routing, sansio
 
-from bot import commands
-from bot.audit import Auditor, AuditRequest
-from bot.commands import Command, Name
-from bot.github import GitHubClient
+from bot.app import commands
+from bot.app.auditor import Auditor
+from bot.app.commands import Command, Name
+from bot.app.github import GitHubClient
+from bot.app.queue import AuditRequest
 from rules.engine.model import KNOWN_RULE_IDS
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from bot.output import by_rule, finding_key, rule_order, severity_breakdown
+from bot.cli.output import by_rule, finding_key, rule_order, severity_breakdown
 from rules.engine.config import Config
 from rules.engine.guides import guide_heading
 from rules.engine.model import FileResult, Finding, Severity

@@ -189,7 +189,7 @@ def format_sarif(run: Run, rules: Sequence[Any], *, version: str, src_root: str)
 
     `src_root` is the absolute `file://` URI of the directory paths are relative to.
     """
-    from bot.core import fingerprint_all
+    from bot.review.outcome import fingerprint_all
 
     descriptors = [sarif_rule(info, run) for info in rules]
     index = {d["id"]: i for i, d in enumerate(descriptors)}
