@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from fakegithub import FakeGitHub
+from redis_server import RedisServer
 
 
 @pytest.fixture
@@ -28,3 +29,25 @@ async def fake_github(
 ) -> AsyncIterator[FakeGitHub]:
     """A FakeGitHub at the API root, served on 127.0.0.1 (``.url``, ``.app_id``, ...)."""
     yield await make_fake_github()
+
+
+@pytest.fixture(scope="session")
+def redis_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole run (tests share it; `redis_server` flushes it)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_server_process: RedisServer) -> Iterator[RedisServer]:
+    """The shared redis-server, running and empty."""
+    if redis_server_process.process is None or redis_server_process.process.poll() is not None:
+        redis_server_process.start()  # a test stopped it
+    redis_server_process.flush()
+    yield redis_server_process
+    if redis_server_process.process is None:
+        redis_server_process.start()
