@@ -25,7 +25,7 @@ from gidgethub import BadRequest, HTTPException, InvalidField, ValidationError
 
 from bot.app.engine_pool import AuditFailure, EngineRunner, config_key
 from bot.app.github import GitHub, GitHubClient
-from bot.app.queue import CLOSED, SUPERSEDED, AuditJob, AuditQueue, AuditRequest
+from bot.app.queue import CLOSED, HANDED_BACK, SUPERSEDED, AuditJob, AuditQueue, AuditRequest
 from bot.app.reads import (
     MAX_FILE_BYTES,
     MAX_LISTED_FILES,
@@ -119,6 +119,8 @@ class _State:
     config: Config = field(default_factory=Config)
     check_run: Mapping[str, Any] | None = None
     step: str = "starting"
+    #: > 1: a re-run of a job whose earlier run was cut short (its check run may exist).
+    attempt: int = 1
 
     @property
     def base_sha(self) -> str:
@@ -218,7 +220,13 @@ class Auditor:
         """Run one queued audit to a completed check run (`bot.app.queue.JobRunner`)."""
         request, pull = job.request, job.pull
         gh = self.hub.installation(request.installation_id)
-        state = _State(request=request, pull=pull, head_sha=job.head_sha, extra=job.log_extra)
+        state = _State(
+            request=request,
+            pull=pull,
+            head_sha=job.head_sha,
+            extra=job.log_extra,
+            attempt=job.attempt,
+        )
         started = time.monotonic()
         deadline = asyncio.timeout(self.settings.audit_timeout)
         try:
@@ -226,6 +234,9 @@ class Auditor:
                 await self._audit(gh, state)
             self._recent[_recent_key(request, pull)] = True
         except asyncio.CancelledError:
+            if job.cancel_reason == HANDED_BACK:
+                logger.info("audit handed back to the queue", extra=state.extra)
+                raise  # the next run adopts the check run; no outcome now
             if job.cancel_reason == SUPERSEDED:
                 outcome = cancelled_outcome(job.superseded_by or "a newer audit")
             elif job.cancel_reason == CLOSED:
@@ -270,11 +281,14 @@ class Auditor:
         request, pull = state.request, state.pull
         # 1. The check run, at once.
         state.step = "creating the check run"
-        state.check_run = await gh.post(
-            "/repos/{owner}/{repo}/check-runs",
-            {"owner": request.owner, "repo": request.repo},
-            data=_new_check_run(request, pull, state.head_sha),
-        )
+        if state.attempt > 1:  # a re-run: the run that the first attempt created is ours
+            state.check_run = await self._adopt_check_run(gh, state)
+        if state.check_run is None:
+            state.check_run = await gh.post(
+                "/repos/{owner}/{repo}/check-runs",
+                {"owner": request.owner, "repo": request.repo},
+                data=_new_check_run(request, pull, state.head_sha),
+            )
         reads.orphans = asyncio.ensure_future(self._complete_orphans(gh, state))
         # 2. The config, from the base commit.
         state.step = "reading the configuration from the base commit"
@@ -458,6 +472,29 @@ class Auditor:
             },
         )
         state.check_run = None  # completed: never touch it again
+
+    async def _adopt_check_run(self, gh: GitHubClient, state: _State) -> Mapping[str, Any] | None:
+        """Our `in_progress` run of this head that an earlier attempt of the job created."""
+        request = state.request
+        wanted = external_id(request.full_name, request.number, state.head_sha)
+        try:
+            async for run in gh.getiter(
+                "/repos/{owner}/{repo}/commits/{sha}/check-runs"
+                "?check_name={name}&status=in_progress&filter=all&per_page=100",
+                {
+                    "owner": request.owner,
+                    "repo": request.repo,
+                    "sha": state.head_sha,
+                    "name": CHECK_NAME,
+                },
+                iterable_key="check_runs",
+            ):
+                if run.get("external_id") == wanted and await self.is_our_app(run.get("app")):
+                    logger.info("adopted the check run of an earlier attempt", extra=state.extra)
+                    return dict(run)
+        except HTTPException:
+            return None
+        return None
 
     async def _complete_orphans(self, gh: GitHubClient, state: _State) -> None:
         """Complete our earlier runs on this head that nobody will finish (best effort).

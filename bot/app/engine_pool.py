@@ -12,6 +12,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -154,6 +155,11 @@ def _init_worker() -> None:
         os.nice(WORKER_NICENESS)
     except OSError:  # not permitted here: the workers keep the server's priority
         pass
+    # A stop signal sent to the whole process group (a deploy, Ctrl-C) is for the process
+    # that owns the pool: it drains its audits and then closes the pool. A worker that died
+    # of the signal first would fail a running audit as if the user's code had crashed it.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import rules.engine.audit  # noqa: F401
 
     global _IN_WORKER

@@ -27,6 +27,10 @@ SEEN_DELIVERIES_TTL = 8 * 24 * 3600
 
 #: `dispatch(event, installation_id)` runs the routers for one verified delivery.
 Dispatch = Callable[[sansio.Event, int], Awaitable[None]]
+#: Shared mode: store a delivery (and its installation id); False if already seen.
+Store = Callable[[sansio.Event, int], Awaitable[bool]]
+#: Seconds a web process waits for Redis to store one delivery before answering 503.
+STORE_TIMEOUT = 3.0
 
 
 class BackgroundTasks:
@@ -94,6 +98,8 @@ class WebhookIntake:
         )
         #: Set when the server shuts down: deliveries are refused with 503.
         self.draining = False
+        #: Shared mode: stores a verified delivery for the workers (`bot.app.shared`).
+        self.store: Store | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         if self.draining:
@@ -102,7 +108,33 @@ class WebhookIntake:
         delivery = await read_delivery(request, self._secret)
         if isinstance(delivery, web.Response):
             return delivery
+        if self.store is not None:
+            return await self.take_shared(delivery)
         return self.take(delivery)
+
+    async def take_shared(self, event: sansio.Event) -> web.Response:
+        """Shared mode: store a verified delivery in Redis for the workers, then answer.
+
+        Never 202 for work that could not be stored: with Redis unreachable the answer is
+        503, GitHub records the failure, and the redelivery finds it.
+        """
+        extra = event_log_extra(event)
+        taken = classify(event, self._router)
+        if isinstance(taken, web.Response):
+            return taken
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                stored = await self.store(event, taken)  # type: ignore[misc]
+        except Exception as exc:  # Redis unreachable or failing: nothing was stored
+            logger.error(
+                "cannot store the delivery", extra={**extra, "error": type(exc).__name__}
+            )
+            return answer(503, "cannot store the delivery right now; redeliver later")
+        if not stored:
+            logger.info("redelivery ignored", extra=extra)
+            return answer(200, "already seen")
+        logger.info("webhook accepted", extra=extra)
+        return answer(202, "accepted")
 
     def take(self, event: sansio.Event) -> web.Response:
         """Queue a verified delivery (unless it is a redelivery) and say how it was taken."""

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from aiohttp import web
 
 from bot import __version__
 
 
-def health(draining: bool) -> web.Response:
-    """The `GET /healthz` answer: 200 while serving, 503 while draining."""
+def health(draining: bool, shared: dict[str, Any] | None = None) -> web.Response:
+    """The `GET /healthz` answer: 200 while serving, 503 while draining. In shared mode
+    `shared` says whether Redis answers and how deep the queue is; 503 when it does not."""
     if draining:
         return web.json_response({"status": "draining", "version": __version__}, status=503)
-    return web.json_response({"status": "ok", "version": __version__})
+    if shared is not None and shared.get("redis") != "ok":
+        body = {"status": "degraded", "version": __version__, **shared}
+        return web.json_response(body, status=503)
+    return web.json_response({"status": "ok", "version": __version__, **(shared or {})})
 
 
 async def rules_index(request: web.Request) -> web.Response:

@@ -23,6 +23,8 @@ JobKey = tuple[str, int]
 SUPERSEDED = "superseded"
 CLOSED = "closed"
 SHUTDOWN = "shutdown"
+#: A worker of the shared queue stops: the job goes back to the queue as it is (no outcome).
+HANDED_BACK = "handed back"
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class AuditJob:
     cancel_reason: str | None = None
     #: The head sha of the job that replaced this one (with SUPERSEDED).
     superseded_by: str | None = None
+    #: Which run of the job this is (> 1: a re-run after a worker died or stopped).
+    attempt: int = 1
 
     @property
     def key(self) -> JobKey:

@@ -25,6 +25,7 @@ from bot.app.loop import run as run_event_loop
 from bot.app.pages import health, rule_doc, rules_index
 from bot.app.queue import AuditQueue, LocalAuditQueue
 from bot.app.settings import AppSettings, SettingsError
+from bot.app.shared import RedisAuditQueue, SharedIntake, make_queue
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ ENGINE = web.AppKey("engine", EngineRunner)
 GITHUB = web.AppKey("github", GitHub)
 AUDITOR = web.AppKey("auditor", Auditor)
 INTAKE = web.AppKey("intake", WebhookIntake)
+SHARED = web.AppKey("shared", SharedIntake)
 
 #: Timeouts of calls to GitHub (seconds); failures are retried by `bot.app.github`.
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
@@ -54,6 +56,13 @@ def make_app(
     """Build the app; nothing starts until aiohttp runs its startup hooks."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
+    shared: SharedIntake | None = None
+    if settings.redis_url is not None and queue is None:
+        # Shared mode: this process stores deliveries; `txaudit worker` processes audit.
+        saq_queue = make_queue(settings.redis_url)
+        shared = SharedIntake(saq_queue)
+        queue = RedisAuditQueue(saq_queue, audit_timeout=settings.audit_timeout)
+        engine = engine if engine is not None else EngineRunner(0)  # never used here
     app[QUEUE] = (
         queue
         if queue is not None
@@ -61,7 +70,9 @@ def make_app(
     )
     app[BACKGROUND] = BackgroundTasks()
     app[ENGINE] = engine if engine is not None else EngineRunner(settings.workers)
-    owns_engine = engine is None
+    owns_engine = engine is None and shared is None
+    if shared is not None:
+        app[SHARED] = shared
 
     async def dispatch(event: sansio.Event, installation_id: int) -> None:
         gh = app[GITHUB].installation(installation_id)
@@ -74,6 +85,8 @@ def make_app(
         background=app[BACKGROUND],
     )
     app[INTAKE] = intake
+    if shared is not None:
+        intake.store = shared.store
 
     async def github_context(app: web.Application) -> AsyncIterator[None]:
         if owns_engine:
@@ -95,6 +108,8 @@ def make_app(
             await shutdown(app)
             if owns_engine:
                 app[ENGINE].close()
+            if shared is not None:
+                await shared.queue.disconnect()
 
     app.cleanup_ctx.append(github_context)
     app.router.add_post("/webhook", intake.handle)
@@ -136,7 +151,10 @@ async def shutdown(app: web.Application) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return health(request.app[INTAKE].draining)
+    shared = request.app.get(SHARED)
+    return health(
+        request.app[INTAKE].draining, await shared.health() if shared is not None else None
+    )
 
 
 def run() -> None:

@@ -41,12 +41,15 @@ class AppSettings:
     shutdown_grace: float = 20.0
     #: Processes that answer webhooks for `serve` (0: the audit process answers them itself).
     intake_processes: int = 0
+    #: Shared mode: the Redis that holds the queue (`redis://host:6379/0`); None: embedded.
+    redis_url: str | None = None
 
     def __repr__(self) -> str:  # never show the key or the secret in logs or tracebacks
         return (
             f"AppSettings(app_id={self.app_id!r}, api_url={self.api_url!r}, port={self.port}, "
             f"public_url={self.public_url!r}, workers={self.workers}, "
-            f"max_audits={self.max_audits}, intake_processes={self.intake_processes})"
+            f"max_audits={self.max_audits}, intake_processes={self.intake_processes}, "
+            f"shared={self.redis_url is not None})"
         )
 
     @classmethod
@@ -66,6 +69,9 @@ class AppSettings:
         if not api_url.startswith(("https://", "http://")):
             raise SettingsError(f"GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
         public_url = (env.get("PUBLIC_URL") or "").strip().rstrip("/") or None
+        redis_url = (env.get("REDIS_URL") or "").strip() or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must be a redis:// or rediss:// URL")
         return cls(
             app_id=app_id,
             private_key=private_key,
@@ -77,7 +83,11 @@ class AppSettings:
             max_audits=_int(env, "TXAUDIT_MAX_AUDITS", 8, minimum=1),
             audit_timeout=float(_int(env, "TXAUDIT_AUDIT_TIMEOUT", 600, minimum=1)),
             shutdown_grace=float(_int(env, "TXAUDIT_SHUTDOWN_GRACE", 20, minimum=0)),
-            intake_processes=_int(env, "TXAUDIT_INTAKE_PROCESSES", DEFAULT_INTAKE, minimum=0),
+            # shared mode: web replicas answer deliveries themselves (they only store them)
+            intake_processes=0
+            if redis_url
+            else _int(env, "TXAUDIT_INTAKE_PROCESSES", DEFAULT_INTAKE, minimum=0),
+            redis_url=redis_url,
         )
 
 

@@ -1,4 +1,4 @@
-"""The `txaudit` command line: check, diff, report, rules, explain, serve.
+"""The `txaudit` command line: check, diff, report, rules, explain, serve, worker.
 
 Thin by design: argument parsing and exit codes here, file and git I/O in `bot.cli.local`,
 formats in `bot.cli.output` and `bot.cli.report`, the verdict in the engine (`rules.engine.audit`).
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("rule_id", metavar="ID")
     commands.add_parser("serve", help="run the GitHub App webhook server")
+    commands.add_parser("worker", help="run a shared-mode worker (needs REDIS_URL)")
     return parser
 
 
@@ -343,6 +344,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    try:
+        from bot.app.worker import run
+    except ImportError as exc:
+        raise UsageError(f"the app worker is not available: {exc}") from None
+    run()  # returns when the worker stops; exits 2 itself on bad settings
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "diff": cmd_diff,
@@ -350,6 +360,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "rules": cmd_rules,
     "explain": cmd_explain,
     "serve": cmd_serve,
+    "worker": cmd_worker,
 }
 
 

@@ -106,9 +106,10 @@ def test_manifest_subscribes_to_the_events_the_routers_handle() -> None:
     assert {"name", "url", "description", "public"} <= set(manifest)
 
 
-def test_procfile_starts_the_server_on_port() -> None:
+def test_procfile_starts_the_server_and_the_shared_mode_worker() -> None:
     with open("Procfile", encoding="utf-8") as handle:
-        assert handle.read().strip() == "web: python -m bot"
+        roles = dict(line.split(": ", 1) for line in handle.read().strip().splitlines())
+    assert roles == {"web": "python -m bot", "worker": "txaudit worker"}
 
 
 async def test_webhook_is_answered_before_the_audit_runs(app_client) -> None:
