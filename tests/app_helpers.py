@@ -160,6 +160,7 @@ async def start_bot_process(
         "GITHUB_WEBHOOK_SECRET": fake.webhook_secret,
         "GITHUB_API_URL": fake.url,
         "PORT": str(port),
+        "TXAUDIT_REDELIVER_INTERVAL": "0",  # no look at the delivery log unless a test asks
         **extra_env,
     }
     proc = await asyncio.create_subprocess_exec(

@@ -363,6 +363,14 @@ class GitHub:
             raise
         return data
 
+    def app_client(self) -> GitHubClient:
+        """The client that acts as the app itself (pass `jwt=self.app_jwt()` to its calls)."""
+        return self._app_client
+
+    def app_jwt(self) -> str:
+        """The app's current JWT (for `/app/...` endpoints)."""
+        return self._app_jwt()
+
     def installation(self, installation_id: int) -> GitHubClient:
         """A client acting as the installation; its token is minted on first use.
 

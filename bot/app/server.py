@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -24,6 +25,7 @@ from bot.app.logs import configure_logging
 from bot.app.loop import run as run_event_loop
 from bot.app.pages import health, rule_doc, rules_index
 from bot.app.queue import AuditQueue, LocalAuditQueue
+from bot.app.redeliver import MemoryLookState, Redeliverer, RedisLookState
 from bot.app.settings import AppSettings, SettingsError
 from bot.app.shared import RedisAuditQueue, SharedIntake, make_queue
 
@@ -104,7 +106,12 @@ def make_app(
                     "app_id": settings.app_id,
                 },
             )
+            looking = _start_redelivery(app, shared)
             yield
+            if looking is not None:
+                looking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await looking
             await shutdown(app)
             if owns_engine:
                 app[ENGINE].close()
@@ -117,6 +124,17 @@ def make_app(
     app.router.add_get("/rules", rules_index)
     app.router.add_get("/rules/{rule_id}", rule_doc)
     return app
+
+
+def _start_redelivery(
+    app: web.Application, shared: SharedIntake | None
+) -> asyncio.Task[None] | None:
+    """Look for failed deliveries now and every `redeliver_interval` seconds (if set)."""
+    interval = app[SETTINGS].redeliver_interval
+    if interval <= 0:
+        return None
+    state = RedisLookState(shared.queue.redis) if shared is not None else MemoryLookState()  # type: ignore[attr-defined]
+    return asyncio.create_task(Redeliverer(app[GITHUB], state).run(interval), name="redeliver")
 
 
 async def wait_idle(app: web.Application) -> None:

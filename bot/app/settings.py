@@ -43,6 +43,8 @@ class AppSettings:
     intake_processes: int = 0
     #: Shared mode: the Redis that holds the queue (`redis://host:6379/0`); None: embedded.
     redis_url: str | None = None
+    #: Seconds between looks for failed deliveries to redeliver (0: never look).
+    redeliver_interval: float = 0.0
 
     def __repr__(self) -> str:  # never show the key or the secret in logs or tracebacks
         return (
@@ -88,6 +90,7 @@ class AppSettings:
             if redis_url
             else _int(env, "TXAUDIT_INTAKE_PROCESSES", DEFAULT_INTAKE, minimum=0),
             redis_url=redis_url,
+            redeliver_interval=float(_int(env, "TXAUDIT_REDELIVER_INTERVAL", 300, minimum=0)),
         )
 
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -1166,11 +1168,105 @@ async def get_permission(request: web.Request) -> web.Response:
     return json_response(render.permission(fake, repo, request.match_info["user"]))
 
 
+# ---------------------------------------------------------------------------------------------
+# the app's webhook delivery log
+# ---------------------------------------------------------------------------------------------
+
+
+def _delivery_json(d: Any, *, full: bool = False) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": d.id,
+        "guid": d.guid,
+        "delivered_at": d.delivered_at,
+        "redelivery": d.redelivery,
+        "duration": 0.05,
+        "status": d.status,
+        "status_code": d.status_code,
+        "event": d.event,
+        "action": d.action,
+        "installation_id": d.installation_id,
+        "repository_id": d.repository_id,
+        "throttled_at": None,
+    }
+    if full:
+        item["request"] = {"headers": d.headers, "payload": json.loads(d.body or b"{}")}
+        item["response"] = {"headers": {}, "payload": None}
+    return item
+
+
+async def list_hook_deliveries(request: web.Request) -> web.Response:
+    """GET /app/hook/deliveries (JWT): newest first, paginated by `cursor` like GitHub."""
+    fake = _fake(request)
+    try:
+        per_page = max(1, min(int(request.query.get("per_page", 30)), 100))
+    except ValueError:
+        per_page = 30
+    items = sorted(fake.hook_deliveries, key=lambda d: d.id, reverse=True)
+    cursor = request.query.get("cursor")
+    if cursor:
+        if not cursor.isdigit():
+            raise ApiError(422, "Invalid cursor")
+        items = [d for d in items if d.id < int(cursor)]
+    page = items[:per_page]
+    headers = {}
+    if len(items) > per_page:
+        query = {"per_page": str(per_page), "cursor": str(page[-1].id)}
+        headers["Link"] = f'<{fake.root_url + request.path}?{urlencode(query)}>; rel="next"'
+    return json_response([_delivery_json(d) for d in page], headers=headers)
+
+
+def _hook_delivery(request: web.Request) -> Any:
+    wanted = _number(request, "id")
+    for delivery in _fake(request).hook_deliveries:
+        if delivery.id == wanted:
+            return delivery
+    raise ApiError(404, "Not Found")
+
+
+async def get_hook_delivery(request: web.Request) -> web.Response:
+    """GET /app/hook/deliveries/{id} (JWT)."""
+    return json_response(_delivery_json(_hook_delivery(request), full=True))
+
+
+async def redeliver_hook_delivery(request: web.Request) -> web.Response:
+    """POST /app/hook/deliveries/{id}/attempts (JWT): 202, then the payload goes out again
+    with the same guid, and the attempt is logged with `redelivery: true`."""
+    fake = _fake(request)
+    original = _hook_delivery(request)
+    if fake.webhook_url is None:
+        raise ApiError(422, "The app has no webhook URL")
+    fake.redelivery_requests.append(original.id)
+    task = asyncio.get_running_loop().create_task(_redeliver(fake, original))
+    fake.background.add(task)
+    task.add_done_callback(fake.background.discard)
+    return json_response({}, status=202)
+
+
+async def _redeliver(fake: Any, original: Any) -> None:
+    import aiohttp
+
+    status = 0
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                fake.webhook_url, data=original.body, headers=original.headers
+            ) as response:
+                status = response.status
+    except aiohttp.ClientError:
+        status = 0
+    fake.log_delivery(
+        original.guid, original.event, original.body, original.headers, status, redelivery=True
+    )
+
+
 REPO = "/repos/{o}/{r}"
 
 #: (method, template, handler, auth)
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/app", get_app, "jwt"),
+    ("GET", "/app/hook/deliveries", list_hook_deliveries, "jwt"),
+    ("GET", r"/app/hook/deliveries/{id:\d+}", get_hook_delivery, "jwt"),
+    ("POST", r"/app/hook/deliveries/{id:\d+}/attempts", redeliver_hook_delivery, "jwt"),
     ("GET", "/app/installations", list_installations, "jwt"),
     ("GET", r"/app/installations/{id:\d+}", get_installation, "jwt"),
     ("POST", r"/app/installations/{id:\d+}/access_tokens", create_access_token, "jwt"),

@@ -296,3 +296,27 @@ async def deliver(
     headers = webhook_headers(event, body, secret, delivery_id=delivery_id)
     headers.update(extra_headers or {})
     return await client.post(url, data=body, headers=headers)
+
+
+async def send(
+    fake: Any,
+    session: Any,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    url: str,
+    delivery_id: str | None = None,
+) -> int:
+    """Deliver ``payload`` to the app at ``url`` as GitHub does, logging the attempt in the
+    fake's delivery log (``GET /app/hook/deliveries``); the app's status, 0 if unreachable."""
+    import aiohttp
+
+    body = json.dumps(payload).encode()
+    headers = webhook_headers(event, body, fake.webhook_secret, delivery_id=delivery_id)
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            status = int(response.status)
+    except aiohttp.ClientError:
+        status = 0
+    fake.log_delivery(headers["X-GitHub-Delivery"], event, body, headers, status)
+    return status

@@ -612,6 +612,31 @@ class Repo:
         return self.permissions.get(user, self.default_permission)
 
 
+@dataclass
+class HookDelivery:
+    """One attempt to deliver a webhook, as GitHub's app delivery log keeps it."""
+
+    id: int
+    guid: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    repository_id: int | None
+    delivered_at: str
+    redelivery: bool
+    status_code: int  # the app's answer; 0 when it could not be reached
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if 200 <= self.status_code < 300:
+            return "OK"
+        if self.status_code == 0:
+            return "failed to connect to host"
+        return f"Invalid HTTP Response: {self.status_code}"
+
+
 class GitHubState:
     """All state of the fake, plus the helpers tests use to build and inspect it."""
 
@@ -638,6 +663,15 @@ class GitHubState:
         self.review_comments: dict[int, ReviewComment] = {}
         self.issue_comments: dict[int, IssueComment] = {}
         self.reactions: dict[int, Reaction] = {}
+        #: The app's webhook delivery log (`GET /app/hook/deliveries`), oldest first.
+        self.hook_deliveries: list[HookDelivery] = []
+        #: Where `POST /app/hook/deliveries/{id}/attempts` sends a redelivery.
+        self.webhook_url: str | None = None
+        self._delivery_ids = itertools.count(90_000_001)
+        #: Ids of the deliveries the app asked to redeliver, in order.
+        self.redelivery_requests: list[int] = []
+        #: Redeliveries in flight (tasks), so that none is garbage-collected mid-send.
+        self.background: set[Any] = set()
         self.webhook_secret = webhook_secret
         #: lifetime in seconds of new installation tokens (GitHub: one hour)
         self.token_lifetime = token_lifetime
@@ -661,6 +695,39 @@ class GitHubState:
     def private_key_pem(self) -> str:
         """PEM private key of the app under test (give it to the app's config)."""
         return self.app.private_key_pem
+
+    def log_delivery(
+        self,
+        guid: str,
+        event: str,
+        body: bytes,
+        headers: dict[str, str],
+        status_code: int,
+        *,
+        redelivery: bool = False,
+    ) -> HookDelivery:
+        """Record one delivery attempt in the app's delivery log."""
+        import json as _json
+
+        try:
+            data = _json.loads(body)
+        except ValueError:
+            data = {}
+        delivery = HookDelivery(
+            id=next(self._delivery_ids),
+            guid=guid,
+            event=event,
+            action=data.get("action") if isinstance(data, dict) else None,
+            installation_id=((data.get("installation") or {}).get("id") if data else None),
+            repository_id=((data.get("repository") or {}).get("id") if data else None),
+            delivered_at=self.clock.iso(),
+            redelivery=redelivery,
+            status_code=status_code,
+            body=body,
+            headers=dict(headers),
+        )
+        self.hook_deliveries.append(delivery)
+        return delivery
 
     def next_id(self) -> int:
         """A fresh object id (unique across all kinds of objects)."""

@@ -11,11 +11,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from app_helpers import FAST_RETRY, Harness, helper_source, settings_for
 from fakegithub import FakeGitHub, PullRequest, payloads
 from redis_server import RedisServer
 
+from bot.app.redeliver import Redeliverer, RedisLookState
 from bot.app.server import QUEUE, make_app
 from bot.app.shared import RedisAuditQueue
 
@@ -195,21 +198,31 @@ async def test_queued_deliveries_survive_restarting_every_process(
     assert all(len(fake.runs_for(pr.head_sha)) == 1 for pr in prs)
 
 
-async def test_redis_down_answers_503_and_never_202(
+async def test_redis_down_answers_503_and_the_redelivery_recovers_it(
     shared: tuple[Harness, Workers], redis_server: RedisServer
 ) -> None:
     harness, workers = shared
-    pr = _pr(harness.fake)
+    fake = harness.fake
+    fake.webhook_url = str(harness.client.make_url("/webhook"))
+    pr = _pr(fake)
     redis_server.stop()
-    response = await _opened(harness, pr, delivery="d-down")
-    assert response.status == 503
+    event = payloads.pull_request_event(fake, pr, "opened")
+    async with aiohttp.ClientSession() as session:
+        status = await payloads.send(fake, session, "pull_request", event, url=fake.webhook_url)
+    assert status == 503  # never 202 for work that could not be stored
     health = await harness.client.get("/healthz")
     assert health.status == 503 and (await health.json())["redis"] == "unreachable"
     redis_server.start()
-    # GitHub redelivers the failed delivery (same id): this time it is stored and audited.
-    assert (await _opened(harness, pr, delivery="d-down")).status == 202
+    # The next look for failed deliveries asks GitHub for it again; it is stored and audited.
+    client = aioredis.from_url(redis_server.url)
+    try:
+        asked = await Redeliverer(harness.github, RedisLookState(client)).look_once()
+    finally:
+        await client.aclose()
+    assert asked == [fake.hook_deliveries[0].id]
+    await _until(lambda: any(d.redelivery and d.status_code == 202 for d in fake.hook_deliveries))
     await workers.start()
-    await _until(lambda: _completed(harness.fake, pr))
+    await _until(lambda: _completed(fake, pr))
 
 
 async def test_two_webs_two_workers_one_run_per_head_and_supersede(
