@@ -405,7 +405,13 @@ async def wait_completed(fake: FakeGitHub, pr: PullRequest, count: int = 1) -> N
 
 
 def completion_time(fake: FakeGitHub, run_id: int) -> float:
-    """When the fake answered the PATCH that completed `run_id` (its monotonic clock)."""
+    """When the fake answered the request that completed `run_id` (its monotonic clock): the
+    PATCH, or the POST of a run created completed (its audit finished before its turn)."""
+    history = fake.check_runs[run_id].history
+    if history and history[0].get("status") == "completed":
+        for rec in fake.log.records:
+            if rec.method == "POST" and rec.path.endswith("/check-runs") and rec.json == history[0]:
+                return rec.started + rec.duration
     for rec in fake.log.records:
         if (
             rec.method == "PATCH"

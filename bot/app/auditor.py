@@ -121,6 +121,17 @@ class _State:
     step: str = "starting"
     #: > 1: a re-run of a job whose earlier run was cut short (its check run may exist).
     attempt: int = 1
+    #: The check run's creation while it waits for its write turn (`bot.app.pacing`).
+    creation: asyncio.Future[None] | None = None
+    #: Set by `_complete` while the creation still waits: it is then created completed.
+    finished: Outcome | None = None
+    #: Whether the creation has decided what to create (from then on, it is sent).
+    creation_sent: bool = False
+    #: The id and page of our check run once created (it may have been created completed).
+    run_id: int | None = None
+    run_url: str | None = None
+    #: Completing our runs of this head that an earlier, dead audit left `in_progress`.
+    orphans: asyncio.Future[None] | None = None
 
     @property
     def base_sha(self) -> str:
@@ -234,6 +245,9 @@ class Auditor:
                 await self._audit(gh, state)
             self._recent[_recent_key(request, pull)] = True
         except asyncio.CancelledError:
+            if job.cancel_reason in (HANDED_BACK, SUPERSEDED, CLOSED):
+                # A creation that has not gone out is dropped; one sent is waited for.
+                await self._settle_quietly(state)
             if job.cancel_reason == HANDED_BACK:
                 logger.info("audit handed back to the queue", extra=state.extra)
                 raise  # the next run adopts the check run; no outcome now
@@ -262,6 +276,10 @@ class Auditor:
 
     async def _audit(self, gh: GitHubClient, state: _State) -> None:
         request, pull = state.request, state.pull
+        if state.attempt == 1:  # the check run first (a re-run first looks for its own)
+            state.step = "creating the check run"
+            # Not awaited: the audit goes on while the creation waits for its write turn.
+            state.creation = asyncio.ensure_future(self._create_check_run(gh, state))
         # The reads that depend on nothing go out together with the check run: the time to
         # a finished check is a count of round trips (the limiter bounds the concurrency).
         reads = StartedReads(
@@ -272,24 +290,25 @@ class Auditor:
         )
         try:
             await self._audit_steps(gh, state, reads)
-            if reads.orphans is not None:
-                await reads.orphans  # best effort, never raises
+            if state.orphans is not None:
+                await state.orphans  # best effort, never raises
         finally:
+            if state.orphans is not None:
+                state.orphans.cancel()
+                await asyncio.gather(state.orphans, return_exceptions=True)
             await reads.cancel()
 
     async def _audit_steps(self, gh: GitHubClient, state: _State, reads: StartedReads) -> None:
         request, pull = state.request, state.pull
         # 1. The check run, at once.
-        state.step = "creating the check run"
         if state.attempt > 1:  # a re-run: the run that the first attempt created is ours
+            state.step = "creating the check run"
             state.check_run = await self._adopt_check_run(gh, state)
-        if state.check_run is None:
-            state.check_run = await gh.post(
-                "/repos/{owner}/{repo}/check-runs",
-                {"owner": request.owner, "repo": request.repo},
-                data=_new_check_run(request, pull, state.head_sha),
-            )
-        reads.orphans = asyncio.ensure_future(self._complete_orphans(gh, state))
+            if state.check_run is None:
+                state.creation = asyncio.ensure_future(self._create_check_run(gh, state))
+            else:
+                state.run_id, state.run_url = state.check_run["id"], state.check_run.get("html_url")
+                state.orphans = asyncio.ensure_future(self._complete_orphans(gh, state))
         # 2. The config, from the base commit.
         state.step = "reading the configuration from the base commit"
         try:
@@ -304,7 +323,6 @@ class Auditor:
         # 6 (first half): what the app already said on this pull request.
         state.step = "reading earlier review comments"
         existing = await reads.existing
-        check_url = (state.check_run or {}).get("html_url")
         ctx = AuditContext(
             repo=request.full_name,
             html_url=_repo_html_url(pull, request),
@@ -314,7 +332,7 @@ class Auditor:
             filter_override=request.filter_override,
             existing_fingerprints=existing,
             notes=tuple(notes),
-            check_url=check_url,
+            check_url=state.run_url,
         )
         outcome = build_outcome(files, config, ctx)
         # 5. Complete the check run, unless a newer push made this audit obsolete.
@@ -339,6 +357,10 @@ class Auditor:
         # push since then cancels this job through its webhook).
         if outcome.comments:
             state.step = "posting the review"
+            if ctx.check_url is None and state.run_url is not None:  # created meanwhile
+                outcome = build_outcome(
+                    files, config, dataclasses.replace(ctx, check_url=state.run_url)
+                )
             await self._post_review(gh, state, outcome)
 
     # -- steps ---------------------------------------------------------------------------
@@ -453,24 +475,54 @@ class Auditor:
             for item in fetched
         ]
 
+    async def _create_check_run(self, gh: GitHubClient, state: _State) -> None:
+        """Create the check run when its write turn comes: completed, in one request, when
+        the audit finished while it waited (a burst of pull requests); `in_progress` else."""
+        request = state.request
+        url = "/repos/{owner}/{repo}/check-runs"
+        async with self.hub.pacer.turn(gh.pace_scope, "POST", url):
+            data = _new_check_run(request, state.pull, state.head_sha)
+            finished = state.finished
+            if finished is not None:
+                data.update(_completion(finished, (finished.annotation_batches(50) or [[]])[0]))
+            state.creation_sent = True
+            run = await gh.post(url, {"owner": request.owner, "repo": request.repo}, data=data)
+        state.run_id, state.run_url = run.get("id"), run.get("html_url")
+        if finished is None:
+            state.check_run = run
+        state.orphans = asyncio.ensure_future(self._complete_orphans(gh, state))
+
+    async def _settle_creation(self, state: _State, outcome: Outcome | None) -> bool:
+        """Wait for a pending creation; True when it created the run completed with
+        `outcome`. With no outcome (a cancelled audit), a creation not yet sent is dropped."""
+        creation = state.creation
+        if creation is None:
+            return False
+        if not state.creation_sent:
+            if outcome is None:
+                creation.cancel()
+                state.creation = None
+                return False
+            if len(outcome.annotation_batches(50)) <= 1:
+                state.finished = outcome
+        try:
+            await asyncio.shield(creation)  # a cancelled audit must not cancel a sent creation
+        finally:
+            if creation.done():
+                state.creation = None
+        return state.finished is not None and state.check_run is None
+
     async def _complete(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
         """Complete the check run; annotations go 50 at a time (GitHub appends them)."""
+        if await self._settle_creation(state, outcome):
+            return  # created completed
         if state.check_run is None:
             return
         url = state.check_run["url"]
         batches = outcome.annotation_batches(50) or [[]]
         for batch in batches[:-1]:
             await gh.patch(url, data={"output": outcome.output(batch)})
-        await gh.patch(
-            url,
-            data={
-                "status": "completed",
-                "conclusion": outcome.conclusion,
-                "completed_at": _now(),
-                "output": outcome.output(batches[-1]),
-                "actions": [REAUDIT_ACTION],
-            },
-        )
+        await gh.patch(url, data=_completion(outcome, batches[-1]))
         state.check_run = None  # completed: never touch it again
 
     async def _adopt_check_run(self, gh: GitHubClient, state: _State) -> Mapping[str, Any] | None:
@@ -503,7 +555,7 @@ class Auditor:
         was retried, leaves a run `in_progress`; a required check would wait on it forever.
         """
         request = state.request
-        mine = (state.check_run or {}).get("id")
+        mine = state.run_id
         try:
             async for run in gh.getiter(
                 "/repos/{owner}/{repo}/commits/{sha}/check-runs"
@@ -529,9 +581,15 @@ class Auditor:
                 extra={**state.extra, "status": int(exc.status_code)},
             )
 
+    async def _settle_quietly(self, state: _State) -> None:
+        try:
+            await self._settle_creation(state, None)
+        except Exception:
+            logger.exception("could not create the check run", extra=state.extra)
+
     async def _finish_quietly(self, gh: GitHubClient, state: _State, outcome: Outcome) -> None:
         """Complete the check run after a failure; log (never raise) if even that fails."""
-        if state.check_run is None:
+        if state.check_run is None and state.creation is None:
             return
         try:
             await self._complete(gh, state, outcome)
@@ -645,6 +703,17 @@ def _new_check_run(request: AuditRequest, pull: Mapping[str, Any], head_sha: str
     if pull.get("html_url"):
         data["details_url"] = pull["html_url"]
     return data
+
+
+def _completion(outcome: Outcome, annotations: Sequence[Any]) -> dict[str, Any]:
+    """The fields that complete a check run (on creation or on update)."""
+    return {
+        "status": "completed",
+        "conclusion": outcome.conclusion,
+        "completed_at": _now(),
+        "output": outcome.output(annotations),
+        "actions": [REAUDIT_ACTION],
+    }
 
 
 def _review(head_sha: str, body: str, comments: Sequence[ReviewComment]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +19,7 @@ from gidgethub import aiohttp as gh_aiohttp
 from gidgethub import apps as gh_apps
 
 from bot import __version__
+from bot.app.pacing import Buckets, LocalBuckets, Pacer, Rate
 from bot.app.settings import AppSettings, load_private_key
 
 logger = logging.getLogger(__name__)
@@ -50,10 +52,22 @@ class RetryPolicy:
     max_rate_limit_wait: float = 300.0
     #: Spacing of POST/PATCH/PUT/DELETE per installation, as GitHub's best practices ask...
     mutation_interval: float = 1.0
-    #: ...after a burst of this many (a token bucket): one audit's create, complete and
-    #: review go out at once, while a sustained stream stays at one per `mutation_interval`
-    #: (at most 60 + burst per minute; GitHub's content-creation limit is 80 per minute).
+    #: ...after a burst of this many: one audit's create, complete and review go out at
+    #: once, while a sustained stream stays at one per `mutation_interval` (`bot.app.pacing`
+    #: adds the content and per-endpoint limits; 0 turns all pacing off).
     mutation_burst: int = 5
+
+    @property
+    def writes(self) -> Rate:
+        return Rate("writes", self.mutation_interval, max(self.mutation_burst, 1))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
+        """GitHub's advice by default; `TXAUDIT_WRITE_INTERVAL` (seconds between writes of one
+        installation, 0 for no pacing) is for GitHub Enterprise Server hosts without
+        secondary limits, benchmarks and tests."""
+        interval = (os.environ if env is None else env).get("TXAUDIT_WRITE_INTERVAL", "").strip()
+        return cls(mutation_interval=float(interval)) if interval else cls()
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
@@ -166,6 +180,8 @@ class GitHubClient(gh_aiohttp.GitHubAPI):
         )
         self.hub = hub
         self.installation_id = installation_id
+        #: Whose pace a call counts against: the installation's, or the app's own.
+        self.pace_scope = f"installation:{installation_id}" if installation_id else "app"
 
     async def sleep(self, seconds: float) -> None:
         await self.hub.sleep(seconds)
@@ -202,6 +218,9 @@ class GitHubClient(gh_aiohttp.GitHubAPI):
                 attempt -= 1
                 continue
             wait = self._retry_delay(status, response_headers, data, attempt)
+            if wait is not None and status in (403, 429):
+                # A rate limit holds for the installation: every process waits, not only this.
+                await hub.pacer.pause(self.pace_scope, wait)
             if wait is None or attempt >= policy.attempts:
                 return status, response_headers, data
             self._log_retry(method, url, attempt, wait, reason=str(status))
@@ -210,10 +229,8 @@ class GitHubClient(gh_aiohttp.GitHubAPI):
     async def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
-        limiter = self.hub.limiter(self.installation_id)
-        if method != "GET":
-            await limiter.space_mutation()
-        async with limiter.semaphore:
+        await self.hub.pacer.before(self.pace_scope, method, url, body)
+        async with self.hub.limiter(self.installation_id).semaphore:
             return await super()._request(method, url, headers, body)
 
     def _retry_delay(
@@ -260,29 +277,10 @@ class GitHubClient(gh_aiohttp.GitHubAPI):
 
 
 class _Limiter:
-    """Per-installation concurrency bound and spacing of mutations."""
+    """Per-installation bound on concurrent requests (of this process)."""
 
-    def __init__(self, hub: GitHub) -> None:
-        self.hub = hub
+    def __init__(self) -> None:
         self.semaphore = asyncio.Semaphore(CONCURRENCY_PER_INSTALLATION)
-        self._mutation_lock = asyncio.Lock()
-        self._tokens = float(max(hub.retry.mutation_burst, 1))
-        self._stamp = time.monotonic()
-
-    async def space_mutation(self) -> None:
-        """Wait for a token of the mutation bucket (`RetryPolicy.mutation_burst`)."""
-        interval = self.hub.retry.mutation_interval
-        if interval <= 0:
-            return
-        burst = max(self.hub.retry.mutation_burst, 1)
-        async with self._mutation_lock:
-            now = time.monotonic()
-            self._tokens = min(burst, self._tokens + (now - self._stamp) / interval)
-            self._stamp = now
-            if self._tokens < 1:
-                await self.hub.sleep((1 - self._tokens) * interval)
-                self._tokens, self._stamp = 1.0, time.monotonic()
-            self._tokens -= 1
 
 
 class BlobCache:
@@ -312,11 +310,14 @@ class GitHub:
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         clock: Callable[[], float] = time.time,
+        buckets: Buckets | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.sleep: Sleep = sleep or asyncio.sleep
+        #: Local buckets by default; `RedisBuckets` shares the pace between processes.
+        self.pacer = Pacer(buckets or LocalBuckets(), sleep=self.sleep, writes=self.retry.writes)
         self.clock = clock
         self.etag_cache = _ConditionalCache()
         self.blobs = BlobCache()
@@ -335,7 +336,7 @@ class GitHub:
     def limiter(self, installation_id: int | None) -> _Limiter:
         limiter = self._limiters.get(installation_id)
         if limiter is None:
-            limiter = self._limiters[installation_id] = _Limiter(self)
+            limiter = self._limiters[installation_id] = _Limiter()
         return limiter
 
     def _app_jwt(self) -> str:

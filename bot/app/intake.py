@@ -126,9 +126,7 @@ class WebhookIntake:
             async with asyncio.timeout(STORE_TIMEOUT):
                 stored = await self.store(event, taken)  # type: ignore[misc]
         except Exception as exc:  # Redis unreachable or failing: nothing was stored
-            logger.error(
-                "cannot store the delivery", extra={**extra, "error": type(exc).__name__}
-            )
+            logger.error("cannot store the delivery", extra={**extra, "error": type(exc).__name__})
             return answer(503, "cannot store the delivery right now; redeliver later")
         if not stored:
             logger.info("redelivery ignored", extra=extra)

@@ -52,13 +52,10 @@ class StartedReads:
         self.files = asyncio.ensure_future(files)
         self.tree = asyncio.ensure_future(tree)
         self.existing = asyncio.ensure_future(existing)
-        self.orphans: asyncio.Future[None] | None = None
 
     async def cancel(self) -> None:
         """Cancel what is still running; collect every outcome (no unretrieved errors)."""
         tasks: list[asyncio.Future[Any]] = [self.config, self.files, self.tree, self.existing]
-        if self.orphans is not None:
-            tasks.append(self.orphans)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

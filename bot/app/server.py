@@ -23,6 +23,7 @@ from bot.app.intake import LISTEN_BACKLOG, MAX_BODY_BYTES, BackgroundTasks, Webh
 from bot.app.intake_pool import IntakeConfig, IntakePool, listening_socket
 from bot.app.logs import configure_logging
 from bot.app.loop import run as run_event_loop
+from bot.app.pacing import RedisBuckets
 from bot.app.pages import health, rule_doc, rules_index
 from bot.app.queue import AuditQueue, LocalAuditQueue
 from bot.app.redeliver import MemoryLookState, Redeliverer, RedisLookState
@@ -94,7 +95,9 @@ def make_app(
         if owns_engine:
             app[ENGINE].start()
         async with aiohttp.ClientSession(timeout=http_timeout) as session:
-            app[GITHUB] = GitHub(session, settings, retry=retry, sleep=sleep)
+            # Shared mode: every process of the deployment keeps GitHub's pace in Redis.
+            buckets = RedisBuckets(shared.queue.redis) if shared is not None else None  # type: ignore[attr-defined]
+            app[GITHUB] = GitHub(session, settings, retry=retry, sleep=sleep, buckets=buckets)
             app[AUDITOR] = Auditor(
                 hub=app[GITHUB], settings=settings, queue=app[QUEUE], engine=app[ENGINE]
             )
@@ -183,7 +186,8 @@ def run() -> None:
         print(f"txaudit: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging()
-    run_event_loop(serve(make_app(settings), port=settings.port), uvloop=on_uvloop(settings))
+    app = make_app(settings, retry=RetryPolicy.from_env())
+    run_event_loop(serve(app, port=settings.port), uvloop=on_uvloop(settings))
 
 
 def on_uvloop(settings: AppSettings) -> bool:

@@ -92,9 +92,7 @@ class RedisAuditQueue:
 
     async def submit(self, job: AuditJob) -> bool:
         key = audit_key(job)
-        previous = await self.redis.set(
-            _pr_pointer(job.key), key, get=True, ex=POINTER_TTL_SECONDS
-        )
+        previous = await self.redis.set(_pr_pointer(job.key), key, get=True, ex=POINTER_TTL_SECONDS)
         if previous is not None and previous.decode() != key:
             await self._abort(previous.decode(), SUPERSEDED, superseded_by=job.head_sha)
         queued = await self.queue.enqueue(
@@ -251,4 +249,3 @@ async def route_delivery(queue: Queue, route: Route, **delivery: Any) -> None:
     )
     await route(event, int(delivery["installation_id"]))
     await mark_routed(queue, str(delivery["delivery_id"]))
-

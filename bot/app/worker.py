@@ -8,7 +8,6 @@ to finish; those still running then go back to the queue for another worker.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -24,6 +23,7 @@ from bot.app.github import GitHub, RetryPolicy
 from bot.app.handlers import router
 from bot.app.logs import configure_logging
 from bot.app.loop import run as run_event_loop
+from bot.app.pacing import RedisBuckets
 from bot.app.queue import AuditJob
 from bot.app.server import HTTP_TIMEOUT
 from bot.app.settings import AppSettings, SettingsError
@@ -47,7 +47,8 @@ async def work(settings: AppSettings) -> None:
     engine.start()
     try:
         async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
-            hub = GitHub(session, settings, retry=_retry_policy())
+            buckets = RedisBuckets(queue.redis)  # type: ignore[attr-defined]
+            hub = GitHub(session, settings, retry=RetryPolicy.from_env(), buckets=buckets)
             auditor = Auditor(hub=hub, settings=settings, queue=shared, engine=engine)
 
             async def route(event: sansio.Event, installation_id: int) -> None:
@@ -76,13 +77,6 @@ async def work(settings: AppSettings) -> None:
     finally:
         engine.close()
         await queue.disconnect()
-
-
-def _retry_policy() -> RetryPolicy:
-    """GitHub's advice by default; `TXAUDIT_WRITE_INTERVAL` (seconds between writes of one
-    installation) is for GitHub Enterprise Server hosts without secondary limits, and tests."""
-    interval = os.environ.get("TXAUDIT_WRITE_INTERVAL", "").strip()
-    return RetryPolicy(mutation_interval=float(interval)) if interval else RetryPolicy()
 
 
 def run() -> None:
