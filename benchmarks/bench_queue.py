@@ -60,7 +60,6 @@ class Deployment:
             "GITHUB_WEBHOOK_SECRET": self.fake.webhook_secret,
             "GITHUB_API_URL": self.fake.url,
             "TXAUDIT_REDELIVER_INTERVAL": "0",
-            "TXAUDIT_MAX_AUDITS": "16",
             "TXAUDIT_LOG_LEVEL": "WARNING",
             **extra,
         }

@@ -157,6 +157,7 @@ class Auditor:
             cachetools.TTLCache(maxsize=4096, ttl=RECENT_AUDIT_TTL)
         )
         self.reads = AuditReads(hub)
+        self._working = asyncio.Semaphore(settings.max_audits)
         queue.attach(self)
 
     # -- intake side ---------------------------------------------------------------------
@@ -280,25 +281,39 @@ class Auditor:
             state.step = "creating the check run"
             # Not awaited: the audit goes on while the creation waits for its write turn.
             state.creation = asyncio.ensure_future(self._create_check_run(gh, state))
-        # The reads that depend on nothing go out together with the check run: the time to
-        # a finished check is a count of round trips (the limiter bounds the concurrency).
-        reads = StartedReads(
-            config=self.reads.read_config(gh, request, state.base_sha),
-            files=self.reads.changed_files(gh, request, int(pull.get("changed_files") or 0)),
-            tree=self.reads.python_tree(gh, request, state.head_sha),
-            existing=self.reads.existing_fingerprints(gh, request),
-        )
         try:
-            await self._audit_steps(gh, state, reads)
+            # Reading and running the rules hold one of `max_audits` places; waiting for a
+            # write turn (a burst of pull requests) does not, so queued audits go on and
+            # their check runs get created.
+            async with self._working:
+                # The reads that depend on nothing go out together with the check run: the
+                # time to a finished check is a count of round trips.
+                reads = StartedReads(
+                    config=self.reads.read_config(gh, request, state.base_sha),
+                    files=self.reads.changed_files(
+                        gh, request, int(pull.get("changed_files") or 0)
+                    ),
+                    tree=self.reads.python_tree(gh, request, state.head_sha),
+                    existing=self.reads.existing_fingerprints(gh, request),
+                )
+                try:
+                    audited = await self._audit_steps(gh, state, reads)
+                finally:
+                    await reads.cancel()
+            if audited is not None:
+                await self._publish(gh, state, *audited)
             if state.orphans is not None:
                 await state.orphans  # best effort, never raises
         finally:
             if state.orphans is not None:
                 state.orphans.cancel()
                 await asyncio.gather(state.orphans, return_exceptions=True)
-            await reads.cancel()
 
-    async def _audit_steps(self, gh: GitHubClient, state: _State, reads: StartedReads) -> None:
+    async def _audit_steps(
+        self, gh: GitHubClient, state: _State, reads: StartedReads
+    ) -> tuple[list[AuditedFile], AuditContext] | None:
+        """Steps 1-4 and the outcome: the audited files and their context (None when the
+        check run was already completed, for an invalid configuration)."""
         request, pull = state.request, state.pull
         # 1. The check run, at once.
         if state.attempt > 1:  # a re-run: the run that the first attempt created is ours
@@ -316,8 +331,7 @@ class Auditor:
         except ConfigError as exc:
             logger.info("invalid configuration", extra={**state.extra, "error": str(exc)})
             await self._complete(gh, state, config_error_outcome(str(exc)))
-            return
-        config = state.config
+            return None
         notes: list[str] = []
         files = await self._audited_files(gh, state, notes, reads)
         # 6 (first half): what the app already said on this pull request.
@@ -334,6 +348,13 @@ class Auditor:
             notes=tuple(notes),
             check_url=state.run_url,
         )
+        return files, ctx
+
+    async def _publish(
+        self, gh: GitHubClient, state: _State, files: list[AuditedFile], ctx: AuditContext
+    ) -> None:
+        """Steps 5 and 6: the check run's outcome and the review."""
+        request, config = state.request, state.config
         outcome = build_outcome(files, config, ctx)
         # 5. Complete the check run, unless a newer push made this audit obsolete.
         state.step = "checking the pull request's head"

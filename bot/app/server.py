@@ -69,7 +69,7 @@ def make_app(
     app[QUEUE] = (
         queue
         if queue is not None
-        else LocalAuditQueue(settings.max_audits, shutdown_grace=WIND_DOWN_SECONDS)
+        else LocalAuditQueue(settings.running_jobs, shutdown_grace=WIND_DOWN_SECONDS)
     )
     app[BACKGROUND] = BackgroundTasks()
     app[ENGINE] = engine if engine is not None else EngineRunner(settings.workers)

@@ -20,6 +20,11 @@ class SettingsError(Exception):
     """A setting is missing or invalid; `str()` is one line that says which and what to do."""
 
 
+#: See `AppSettings.running_jobs`: a burst of 50 pull requests on one installation all get
+#: their check runs created first (`bot.app.pacing`) while 8 audits read and run.
+JOBS_PER_AUDIT_PLACE = 8
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Everything the server needs from its environment."""
@@ -45,6 +50,12 @@ class AppSettings:
     redis_url: str | None = None
     #: Seconds between looks for failed deliveries to redeliver (0: never look).
     redeliver_interval: float = 0.0
+
+    @property
+    def running_jobs(self) -> int:
+        """Audit jobs a process runs at once: `max_audits` read and run the rules, the others
+        wait for GitHub's pace to create or complete their check runs and post reviews."""
+        return self.max_audits * JOBS_PER_AUDIT_PLACE
 
     def __repr__(self) -> str:  # never show the key or the secret in logs or tracebacks
         return (

@@ -63,7 +63,7 @@ async def work(settings: AppSettings) -> None:
             worker = Worker(
                 queue,
                 functions=[("deliver", deliver), ("audit", audit)],
-                concurrency=settings.max_audits + 2,
+                concurrency=settings.running_jobs + 2,
                 timers={"sweep": SWEEP_SECONDS, "abort": 1, "schedule": 1, "worker_info": 10},
                 shutdown_grace_period_s=int(settings.shutdown_grace),
                 cancellation_hard_deadline_s=5.0,

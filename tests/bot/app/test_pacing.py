@@ -31,12 +31,13 @@ def _pr(fake: FakeGitHub, number: int) -> PullRequest:
 async def test_a_burst_shows_every_check_run_before_it_finishes_any(
     aiohttp_client: Any, make_fake_github: Callable[..., Any]
 ) -> None:
-    """12 pull requests at once, writes 0.1 s apart: every check run is created before any
-    is updated or reviewed, and the audits that finished while their creation waited are
-    created completed, in one request."""
+    """12 pull requests at once, 2 audit places, writes 0.1 s apart: every check run is
+    created before any is updated or reviewed (audits waiting for their turn to write do not
+    hold the places), and the audits that finished while their creation waited are created
+    completed, in one request."""
     fake = await make_fake_github()
     pacing = RetryPolicy(mutation_interval=0.1, mutation_burst=1)
-    app = make_app(settings_for(fake, max_audits=12), retry=pacing, sleep=asyncio.sleep)
+    app = make_app(settings_for(fake, max_audits=2), retry=pacing, sleep=asyncio.sleep)
     harness = Harness(client=await aiohttp_client(app), app=app, fake=fake)
     prs = [_pr(fake, n) for n in range(12)]
     for pr in prs:
