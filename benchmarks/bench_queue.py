@@ -196,7 +196,10 @@ async def burst(args: argparse.Namespace, redis: RedisServer) -> None:
         "| created completed | check runs |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
-    for label, workers, shared in (("embedded", 0, False), ("shared, 2 workers", 2, True)):
+    modes = (("embedded", 0, False), ("shared, 2 workers", 2, True))
+    for label, workers, shared in modes:
+        if args.mode and args.mode != ("shared" if shared else "embedded"):
+            continue
         fake = FakeGitHub(latency=args.latency)
         await fake.start()
         if shared:
@@ -313,6 +316,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["burst", "throughput", "webhook"])
     parser.add_argument("--prs", type=int, default=50)
+    parser.add_argument("--mode", choices=["embedded", "shared"], help="burst: only this mode")
     parser.add_argument("--throughput-prs", type=int, default=120)
     parser.add_argument("--deliveries", type=int, default=400)
     parser.add_argument("--latency", type=float, default=0.05)

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -132,9 +133,15 @@ def classify(
 class Buckets(Protocol):
     """Where the buckets live."""
 
-    async def reserve(self, scope: str, charges: Sequence[Charge]) -> float:
+    async def reserve(
+        self, scope: str, charges: Sequence[Charge], priority: Priority | None = None
+    ) -> float | None:
         """Reserve the earliest slot that every charge (and any pause) allows; the seconds
-        until it."""
+        until it. With the `priority` of this process's most urgent waiting write: None
+        (nothing reserved) while another process waits with a more urgent one."""
+
+    async def idle(self, scope: str) -> None:
+        """This process has no more writes waiting for `scope`."""
 
     async def pause(self, scope: str, seconds: float) -> None:
         """Nothing for `scope` before `seconds` from now (a `retry-after`)."""
@@ -160,7 +167,9 @@ class LocalBuckets:
         self._tats: dict[str, float] = {}
         self._pauses: dict[str, float] = {}
 
-    async def reserve(self, scope: str, charges: Sequence[Charge]) -> float:
+    async def reserve(
+        self, scope: str, charges: Sequence[Charge], priority: Priority | None = None
+    ) -> float | None:
         now = self.clock()
         keys = [f"{scope}:{c.key}" for c in charges]
         tats = [self._tats.get(key, 0.0) for key in keys]
@@ -169,34 +178,58 @@ class LocalBuckets:
             self._tats[key] = max(tat, start) + charge.cost * charge.rate.interval
         return start - now
 
+    async def idle(self, scope: str) -> None:
+        return None  # one process: its own queue already orders its writes
+
     async def pause(self, scope: str, seconds: float) -> None:
         until = self.clock() + seconds
         self._pauses[scope] = max(self._pauses.get(scope, 0.0), until)
 
 
-# KEYS[1]: the pause key; KEYS[2..]: bucket keys. ARGV: interval, burst, cost per bucket.
-# The clock is the Redis server's, so that every process reads the same time.
+#: A process that has not asked for its waiting write this long (seconds) is not waited for.
+WAITING_STALE_SECONDS = 10
+
+# KEYS[1]: the pause key; KEYS[2]: the hash of each process's most urgent waiting write
+# ("priority:seen at"); KEYS[3..]: bucket keys. ARGV: this process, its priority (-1: a read),
+# then interval, burst, cost per bucket. The clock is the Redis server's, so that every
+# process reads the same time. Returns the seconds until the slot, or "yield".
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local me, priority = ARGV[1], tonumber(ARGV[2])
+if priority >= 0 then
+  redis.call('HSET', KEYS[2], me, priority .. ':' .. now)
+  redis.call('PEXPIRE', KEYS[2], 60000)
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if all[i] ~= me then
+      local sep = string.find(all[i + 1], ':')
+      local other = tonumber(string.sub(all[i + 1], 1, sep - 1))
+      local seen = tonumber(string.sub(all[i + 1], sep + 1))
+      if other < priority and now - seen < STALE then
+        return 'yield'
+      end
+    end
+  end
+end
 local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 local tats = {}
-for i = 2, #KEYS do
-  local j = 3 * (i - 2)
+for i = 3, #KEYS do
+  local j = 2 + 3 * (i - 3)
   local interval, burst = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
   local cost = tonumber(ARGV[j + 3])
   tats[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
   start = math.max(start, tats[i] + (cost - 1) * interval - (burst - 1) * interval)
 end
-for i = 2, #KEYS do
-  local j = 3 * (i - 2)
+for i = 3, #KEYS do
+  local j = 2 + 3 * (i - 3)
   local interval, cost = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 3])
   local tat = math.max(tats[i], start) + cost * interval
   local ttl = math.ceil((tat - now) * 1000) + 1000
   redis.call('SET', KEYS[i], string.format('%.6f', tat), 'PX', ttl)
 end
 return string.format('%.6f', start - now)
-"""
+""".replace("STALE", str(WAITING_STALE_SECONDS))
 
 _PAUSE = """
 local t = redis.call('TIME')
@@ -224,18 +257,28 @@ class RedisBuckets:
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
         self.fallback = LocalBuckets()
+        self.me = uuid.uuid4().hex
 
-    async def reserve(self, scope: str, charges: Sequence[Charge]) -> float:
+    async def reserve(
+        self, scope: str, charges: Sequence[Charge], priority: Priority | None = None
+    ) -> float | None:
         prefix = f"{REDIS_PREFIX}{scope}:"
-        keys = [prefix + "pause"] + [prefix + charge.key for charge in charges]
-        args: list[float] = []
+        keys = [prefix + "pause", prefix + "waiting"] + [prefix + c.key for c in charges]
+        args: list[float | str] = [self.me, -1 if priority is None else int(priority)]
         for charge in charges:
             args += [charge.rate.interval, charge.rate.burst, charge.cost]
         try:
-            return float(await self._reserve(keys=keys, args=args))
+            answer = await self._reserve(keys=keys, args=args)
         except Exception as exc:  # noqa: BLE001 - Redis down: pace locally, never fail the call
             logger.warning("pacing without Redis", extra={"error": exc.__class__.__name__})
             return await self.fallback.reserve(scope, charges)
+        return None if answer in (b"yield", "yield") else float(answer)
+
+    async def idle(self, scope: str) -> None:
+        try:
+            await self.redis.hdel(f"{REDIS_PREFIX}{scope}:waiting", self.me)
+        except Exception:  # noqa: BLE001 - the entry goes stale by itself
+            pass
 
     async def pause(self, scope: str, seconds: float) -> None:
         await self.fallback.pause(scope, seconds)
@@ -286,7 +329,7 @@ class Pacer:
             await self._wait_turn(scope, priority, charges)
             return
         delay = await self.buckets.reserve(scope, charges)
-        if delay > 0:
+        if delay:
             await self.sleep(delay)
 
     @contextlib.asynccontextmanager
@@ -329,7 +372,10 @@ class Pacer:
             if head.future.done():
                 heapq.heappop(queue)
                 continue
-            delay = await self.buckets.reserve(scope, head.charges)
+            delay = await self.buckets.reserve(scope, head.charges, Priority(head.priority))
+            if delay is None:  # another process waits with a more urgent write: after it
+                await self.sleep(max(self.writes.interval / 2, 0.01))
+                continue
             if delay > 0:
                 await self.sleep(delay)
             waiter = None
@@ -343,7 +389,8 @@ class Pacer:
             extra = [c for c in waiter.charges if c not in head.charges]
             if extra:  # a more urgent write came in meanwhile and is charged elsewhere too
                 delay = await self.buckets.reserve(scope, extra)
-                if delay > 0:
+                if delay:
                     await self.sleep(delay)
             self.granted.append((scope, Priority(waiter.priority)))
             waiter.future.set_result(None)
+        await self.buckets.idle(scope)

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis_server import RedisServer
 
 from bot.app.github import RetryPolicy
-from bot.app.pacing import Charge, Rate, RedisBuckets
+from bot.app.pacing import Charge, Priority, Rate, RedisBuckets
 from bot.app.server import make_app
 
 CREATE = "POST /repos/{o}/{r}/check-runs"
@@ -75,6 +75,23 @@ async def test_two_processes_keep_one_pace_through_redis(redis_server: RedisServ
         assert delays[:2] == [pytest.approx(0, abs=0.05)] * 2
         assert delays[2:] == [pytest.approx(n, abs=0.1) for n in (1, 2, 3, 4)]
         assert await a.reserve("installation:8", [WRITES]) == pytest.approx(0, abs=0.05)
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_creations_of_any_process_go_before_other_writes(redis_server: RedisServer) -> None:
+    first, second = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
+    try:
+        a, b = RedisBuckets(first), RedisBuckets(second)
+        assert await a.reserve("installation:7", [WRITES], Priority.CREATE) is not None
+        # b's review waits while a has a check run to create ...
+        assert await b.reserve("installation:7", [WRITES], Priority.CONTENT) is None
+        assert await b.reserve("installation:8", [WRITES], Priority.CONTENT) is not None
+        assert await b.reserve("installation:7", [WRITES], Priority.CREATE) is not None
+        await a.idle("installation:7")  # ... and goes once a has none left
+        await b.idle("installation:7")
+        assert await b.reserve("installation:7", [WRITES], Priority.CONTENT) is not None
     finally:
         await first.aclose()
         await second.aclose()
