@@ -32,12 +32,14 @@ from bot.app.reads import (
     MODE_SUBMODULE,
     MODE_SYMLINK,
     PYTHON_SUFFIXES,
+    THREAD_RESOLVED,
     AuditReads,
     FetchedFile,
     StartedReads,
     TreeEntry,
 )
 from bot.app.settings import AppSettings
+from bot.app.threads import tidy_threads
 from bot.review.outcome import (
     REAUDIT_ACTION,
     AuditContext,
@@ -48,6 +50,7 @@ from bot.review.outcome import (
     cancelled_outcome,
     config_error_outcome,
     error_outcome,
+    reported_fingerprints,
 )
 from bot.review.patch import PatchLines, parse_patch
 from rules.engine.config import Config, ConfigError
@@ -362,6 +365,14 @@ class Auditor:
         if newer is not None:
             await self._complete(gh, state, cancelled_outcome(newer))
             return
+        existing = ctx.existing_fingerprints
+        gone = existing - reported_fingerprints(files) - {THREAD_RESOLVED}
+        if gone or THREAD_RESOLVED in existing:  # threads of ours may be fixed or come back
+            state.step = "updating review threads"
+            notes = await self._tidy_threads(gh, state, files)
+            if notes:
+                ctx = dataclasses.replace(ctx, notes=(*ctx.notes, *notes))
+                outcome = build_outcome(files, config, ctx)
         state.step = "completing the check run"
         await self._complete(gh, state, outcome)
         logger.info(
@@ -495,6 +506,39 @@ class Auditor:
             else AuditedFile(item.path, item.status, item.patch, None, skipped=item.skipped)
             for item in fetched
         ]
+
+    async def _tidy_threads(
+        self, gh: GitHubClient, state: _State, files: Sequence[AuditedFile]
+    ) -> list[str]:
+        """`bot.app.threads.tidy_threads`; the summary lines it asks for."""
+        request = state.request
+        tidied = await tidy_threads(
+            gh,
+            api_url=self.settings.api_url,
+            owner=request.owner,
+            repo=request.repo,
+            number=request.number,
+            head_sha=state.head_sha,
+            bot_login=await self.hub.bot_login(),
+            reported=reported_fingerprints(files),
+            unknown_paths={f.path for f in files if f.result is None},
+            pull_paths={f.path for f in files},
+        )
+        lines = list(tidied.notes)
+        if tidied.fixed:
+            what = "finding" if tidied.fixed == 1 else "findings"
+            lines.insert(0, f"{tidied.fixed} {what} fixed since the last audit.")
+        logger.info(
+            "review threads updated",
+            extra={
+                **state.extra,
+                "fixed": tidied.fixed,
+                "resolved": tidied.resolved,
+                "reopened": tidied.reopened,
+                "forbidden": tidied.forbidden,
+            },
+        )
+        return lines
 
     async def _create_check_run(self, gh: GitHubClient, state: _State) -> None:
         """Create the check run when its write turn comes: completed, in one request, when

@@ -37,6 +37,12 @@ MODE_SUBMODULE = "160000"
 TREE_CACHE_ENTRIES = 100_000
 
 
+#: Among the existing fingerprints when one of our replies resolved a thread (it never
+#: equals a finding's fingerprint, which is hex).
+THREAD_RESOLVED = "thread:resolved"
+RESOLVED_MARK = "<!-- txaudit:thread fixed@"
+
+
 class StartedReads:
     """The reads an audit starts at once, as tasks; awaited where each step needs them."""
 
@@ -265,7 +271,10 @@ class AuditReads:
                 continue
             if login is None and user.get("type") != "Bot":
                 continue
-            found |= fingerprints_in(comment.get("body") or "")
+            body = comment.get("body") or ""
+            found |= fingerprints_in(body)
+            if RESOLVED_MARK in body:  # a thread we resolved: a finding may come back
+                found.add(THREAD_RESOLVED)
         return frozenset(found)
 
     async def newer_head(

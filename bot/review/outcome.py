@@ -245,6 +245,20 @@ def fingerprint_all(findings: Iterable[Finding]) -> tuple[str, ...]:
     return tuple(result)
 
 
+def reported_fingerprints(files: Iterable[AuditedFile]) -> frozenset[str]:
+    """The fingerprint of every finding the audited files still have (on any line), as the
+    comments carry them: a thread whose fingerprints are all missing was fixed."""
+    found: set[str] = set()
+    for file in files:
+        if file.result is None:
+            continue
+        findings = sorted(
+            (f for f in file.result.findings if f.severity is not Severity.OFF), key=_finding_key
+        )
+        found.update(fingerprint_all(findings))
+    return frozenset(found)
+
+
 def fingerprints_in(comment_body: str) -> frozenset[str]:
     """The fingerprints in the hidden markers of a comment body the app wrote."""
     found: set[str] = set()

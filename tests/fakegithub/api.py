@@ -1261,7 +1261,25 @@ async def _redeliver(fake: Any, original: Any) -> None:
 
 REPO = "/repos/{o}/{r}"
 
+
 #: (method, template, handler, auth)
+async def create_review_reply(request: web.Request) -> web.Response:
+    """POST /repos/{o}/{r}/pulls/{n}/comments/{id}/replies -> 201 (a reply to a top comment)."""
+    fake = _fake(request)
+    repo = _repo(request)
+    pr = _pull(request, repo)
+    top = fake.review_comments.get(_number(request, "id"))
+    if top is None or top.repo != repo.full_name or top.pull_number != pr.number:
+        raise ApiError(404, "Not Found")
+    if top.in_reply_to_id is not None:
+        raise ApiError(422, "Validation Failed", errors=[{"message": "in_reply_to is a reply"}])
+    body = _body(request).get("body")
+    if not isinstance(body, str) or not body:
+        raise ApiError(422, "Validation Failed", errors=[{"field": "body", "code": "missing"}])
+    reply = fake.add_review_reply(top, _bot(fake, _auth(request)), body)
+    return json_response(render.review_comment(fake, reply), status=201)
+
+
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/app", get_app, "jwt"),
     ("GET", "/app/hook/deliveries", list_hook_deliveries, "jwt"),
@@ -1288,6 +1306,12 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", REPO + r"/pulls/{n:\d+}/reviews", create_review, "token"),
     ("GET", REPO + r"/pulls/{n:\d+}/reviews/{id:\d+}", get_review, "token"),
     ("GET", REPO + r"/pulls/{n:\d+}/comments", list_review_comments, "token"),
+    (
+        "POST",
+        REPO + r"/pulls/{n:\d+}/comments/{id:\d+}/replies",
+        create_review_reply,
+        "token",
+    ),
     ("GET", REPO + "/commits/{sha}/pulls", list_commit_pulls, "token"),
     ("GET", REPO + "/commits/{ref:.+}/check-runs", list_check_runs_for_ref, "token"),
     ("GET", REPO + "/commits/{ref:.+}", get_commit, "token"),
@@ -1321,3 +1345,6 @@ def _canonical(template: str) -> str:
 AUTH_BY_ROUTE: dict[tuple[str, str], str] = {
     (method, _canonical(template)): auth for method, template, _h, auth in ROUTES
 }
+#: GraphQL: `/graphql` on github.com, `/api/graphql` (outside `/api/v3`) on Enterprise Server.
+AUTH_BY_ROUTE[("POST", "/graphql")] = "token"
+AUTH_BY_ROUTE[("POST", "/api/graphql")] = "token"

@@ -160,7 +160,17 @@ class FakeGitHub(GitHubState):
         app[FAKE_KEY] = self
         for method, template, handler, _auth in api.ROUTES:
             app.router.add_route(method, self.base_path + template, handler)
+        from .graphql_api import graphql_endpoint
+
+        app.router.add_route("POST", self.graphql_path, graphql_endpoint)
         return app
+
+    @property
+    def graphql_path(self) -> str:
+        """Where GitHub serves GraphQL: `/graphql`, or `/api/graphql` beside `/api/v3`."""
+        if self.base_path.endswith("/v3"):
+            return self.base_path[: -len("/v3")] + "/graphql"
+        return self.base_path + "/graphql"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve the fake on ``host:port`` (0 = ephemeral) outside pytest; returns :attr:`url`."""

@@ -6,6 +6,7 @@ over HTTP and :mod:`.render` turns it into GitHub's JSON shapes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import secrets
@@ -661,6 +662,10 @@ class GitHubState:
         self.check_suites: dict[tuple[str, int, str], int] = {}
         self.reviews: dict[int, Review] = {}
         self.review_comments: dict[int, ReviewComment] = {}
+        #: Resolved review threads: top comment id -> login of who resolved it.
+        self.resolved_threads: dict[int, str] = {}
+        #: Every GraphQL request body the fake answered (JSON text, clipped).
+        self.graphql_documents: list[str] = []
         self.issue_comments: dict[int, IssueComment] = {}
         self.reactions: dict[int, Reaction] = {}
         #: The app's webhook delivery log (`GET /app/hook/deliveries`), oldest first.
@@ -915,6 +920,28 @@ class GitHubState:
             for r in self.reviews.values()
             if r.repo == pr.repo.full_name and r.pull_number == pr.number
         ]
+
+    def add_review_reply(self, top: ReviewComment, user: str, body: str) -> ReviewComment:
+        """A reply in the review thread that `top` starts."""
+        now = self.now_iso()
+        reply = dataclasses.replace(
+            top,
+            id=self.next_id(),
+            user=user,
+            body=body,
+            created_at=now,
+            updated_at=now,
+            in_reply_to_id=top.id,
+        )
+        self.review_comments[reply.id] = reply
+        return reply
+
+    def thread_replies(self, top: ReviewComment) -> list[ReviewComment]:
+        """The replies in `top`'s review thread, oldest first."""
+        return sorted(
+            (c for c in self.review_comments.values() if c.in_reply_to_id == top.id),
+            key=lambda c: c.id,
+        )
 
     def review_comments_of(self, pr: PullRequest) -> list[ReviewComment]:
         """Inline review comments on ``pr``, oldest first."""
