@@ -27,6 +27,7 @@ from bot.cli.output import (
     format_json,
     format_sarif,
     format_text,
+    summary_line,
 )
 from bot.cli.report import build_report
 from rules.engine.config import FAIL_ON, Config, ConfigError, load_config_file
@@ -171,7 +172,9 @@ def _emit(run: Run, args: argparse.Namespace, src_root: Path) -> None:
         uri = src_root.resolve().as_uri().rstrip("/") + "/"
         _write(format_sarif(run, rules, version=_version(), src_root=uri))
     elif fmt == "github":
-        _write(format_github(run, quiet=args.quiet))
+        _write(format_github(run))
+        if not args.quiet:  # stdout holds workflow commands only
+            print(summary_line(run), file=sys.stderr)
     else:
         _write(format_text(run, quiet=args.quiet))
 
