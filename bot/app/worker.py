@@ -27,6 +27,7 @@ from bot.app.loop import run as run_event_loop
 from bot.app.queue import AuditJob
 from bot.app.server import HTTP_TIMEOUT
 from bot.app.settings import AppSettings, SettingsError
+from bot.app.setup import with_env_file
 from bot.app.shared import (
     SWEEP_SECONDS,
     RedisAuditQueue,
@@ -88,7 +89,7 @@ def _retry_policy() -> RetryPolicy:
 def run() -> None:
     """`txaudit worker`, `python -m bot.app.worker`."""
     try:
-        settings = AppSettings.from_env()
+        settings = AppSettings.from_env(with_env_file(os.environ))  # `.env` of the setup page
     except SettingsError as exc:
         print(f"txaudit: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

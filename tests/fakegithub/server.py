@@ -160,6 +160,8 @@ class FakeGitHub(GitHubState):
         app[FAKE_KEY] = self
         for method, template, handler, _auth in api.ROUTES:
             app.router.add_route(method, self.base_path + template, handler)
+        for method, template, handler, _auth in api.WEB_ROUTES:
+            app.router.add_route(method, template, handler)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
