@@ -3,8 +3,8 @@ temporary git repository, with the event file and the variables Actions sets.
 
 The action's install step really runs: `pip install "$GITHUB_ACTION_PATH"` from a copy of
 this repository into a fresh virtualenv. Offline: the virtualenv sees this Python's
-site-packages (the dependencies are installed already), and pip is told by its own
-environment variables to use no index and no build isolation.
+site-packages through a `.pth` file (the dependencies are installed already), and pip is told
+by its own environment variables to use no index and no build isolation.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -190,6 +191,15 @@ class Runner:
         return ActionRun(status, stdout, stderr, summary, outputs)
 
 
+def _see_our_site_packages(venv: Path) -> None:
+    """Let `venv` import what this Python has installed (also when this Python is itself a
+    virtualenv, as in CI, where `--system-site-packages` would show the base's instead)."""
+    (target,) = (venv / "lib").glob("python*/site-packages")
+    (target / "_txaudit_test_parent.pth").write_text(
+        "".join(f"{path}\n" for path in site.getsitepackages()), encoding="utf-8"
+    )
+
+
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Runner:
     """The action's checkout (a copy of this repository) installed by its own install step."""
@@ -203,10 +213,8 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Runner:
         ),
     )
     venv = base / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    _see_our_site_packages(venv)
     runner = Runner(action_path, venv)
     workspace = base / "workspace"
     workspace.mkdir()

@@ -1,15 +1,17 @@
 """The pre-commit hook (`.pre-commit-hooks.yaml`) under the real `pre-commit try-repo`.
 
 pre-commit builds the hook's own virtualenv and pip-installs this repository into it. To stay
-offline, the test asks virtualenv (`VIRTUALENV_SYSTEM_SITE_PACKAGES`) for a virtualenv that
-sees this Python's site-packages, where the dependencies are installed already, and pip
-(`PIP_NO_INDEX`, `PIP_NO_BUILD_ISOLATION=0`) for no index and no build isolation.
+offline, the hook's processes get this Python's site-packages on `PYTHONPATH` (the
+dependencies are installed there already; a `.pth`-based editable install of txaudit there is
+not active on `PYTHONPATH`, so the hook runs the copy pre-commit installed), and pip is told
+(`PIP_NO_INDEX`, `PIP_NO_BUILD_ISOLATION=0`) to use no index and no build isolation.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -83,10 +85,11 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _try_repo(hook_repo: Path, target: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = dict(os.environ)
     env.update(
+        # this Python's site-packages (not the source tree): the hook's dependencies
+        PYTHONPATH=os.pathsep.join(site.getsitepackages()),
         PRE_COMMIT_HOME=str(home),
-        VIRTUALENV_SYSTEM_SITE_PACKAGES="1",
         PIP_NO_INDEX="1",
         PIP_NO_BUILD_ISOLATION="0",
         PRE_COMMIT_COLOR="never",
