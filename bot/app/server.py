@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -179,9 +180,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def run() -> None:
-    """Start the webhook server (`txaudit serve`, `python -m bot`)."""
+    """Start the webhook server (`txaudit serve`, `python -m bot`).
+
+    Variables the environment does not set are read from `.env` (what the setup page
+    writes); with no app id, key or secret at all it serves the setup page instead.
+    """
+    from bot.app import setup
+
+    environ = setup.with_env_file(os.environ)
+    if setup.needs_setup(environ):
+        configure_logging()
+        asyncio.run(setup.serve_setup(setup.SetupConfig.from_env(environ)))
+        return
     try:
-        settings = AppSettings.from_env()
+        settings = AppSettings.from_env(environ)
     except SettingsError as exc:
         print(f"txaudit: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -8,6 +8,7 @@ to finish; those still running then go back to the queue for another worker.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -27,6 +28,7 @@ from bot.app.pacing import RedisBuckets
 from bot.app.queue import AuditJob
 from bot.app.server import HTTP_TIMEOUT
 from bot.app.settings import AppSettings, SettingsError
+from bot.app.setup import with_env_file
 from bot.app.shared import (
     SWEEP_SECONDS,
     RedisAuditQueue,
@@ -82,7 +84,7 @@ async def work(settings: AppSettings) -> None:
 def run() -> None:
     """`txaudit worker`, `python -m bot.app.worker`."""
     try:
-        settings = AppSettings.from_env()
+        settings = AppSettings.from_env(with_env_file(os.environ))  # `.env` of the setup page
     except SettingsError as exc:
         print(f"txaudit: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -484,6 +484,21 @@ def changed_files(
     return [changed[p] for p in sorted(changed)]
 
 
+@dataclass(frozen=True, slots=True)
+class DiffAudit:
+    """What `txaudit diff` audited: the range, the config and each changed file's result."""
+
+    root: Path
+    label: str  # what the base was resolved from ("main", "--base abc123", ...)
+    base_sha: str  # the merge base
+    head: str | None  # the head revision; None: the working tree
+    config: Config
+    changed: tuple[ChangedFile, ...]
+    results: tuple[FileResult, ...]  # one per changed file, in the same order
+    #: The findings to show: on changed lines (by the filter), after --select/--ignore.
+    findings: tuple[Finding, ...]
+
+
 def _untracked(root: Path) -> Iterable[str]:
     out = git(["ls-files", "--others", "--exclude-standard", "-z"], root).stdout
     for item in out.decode("utf-8", "surrogateescape").split("\0"):

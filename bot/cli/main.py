@@ -1,4 +1,4 @@
-"""The `txaudit` command line: check, diff, report, rules, explain, serve, worker.
+"""The `txaudit` command line: check, diff, report, action, rules, explain, serve, worker.
 
 Thin by design: argument parsing and exit codes here, file and git I/O in `bot.cli.local`,
 formats in `bot.cli.output` and `bot.cli.report`, the verdict in the engine (`rules.engine.audit`).
@@ -27,9 +27,10 @@ from bot.cli.output import (
     format_json,
     format_sarif,
     format_text,
+    summary_line,
 )
 from bot.cli.report import build_report
-from rules.engine.config import FAIL_ON, Config, ConfigError, load_config_file
+from rules.engine.config import FAIL_ON, FILTERS, Config, ConfigError, load_config_file
 from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
 
 PROG = "txaudit"
@@ -63,6 +64,15 @@ def _add_common(parser: argparse.ArgumentParser, *, formats: bool = True) -> Non
     parser.add_argument("-q", "--quiet", action="store_true", help="print findings only")
 
 
+def _add_filter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--filter",
+        choices=FILTERS,
+        help="which findings count as changed: on added lines, inside the diff, or the "
+        "whole file (default: config)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Audit SQLAlchemy transaction and ORM-only rules.")
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
@@ -80,12 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--head", metavar="REV", help="default: the working tree")
     _add_common(diff)
+    _add_filter(diff)
 
     report = commands.add_parser("report", help="write a Markdown audit report of a tree")
     report.add_argument("path", nargs="?", default=".", metavar="PATH")
     _add_common(report, formats=False)
     report.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     report.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes")
+
+    action = commands.add_parser(
+        "action", help="what the GitHub Action runs: audit the event's range, report to Actions"
+    )
+    action.add_argument("--config", metavar="FILE", help="config file (default: the base's)")
+    action.add_argument(
+        "--fail-on", choices=FAIL_ON, help="lowest severity that fails the job (default: config)"
+    )
+    _add_filter(action)
+    action.add_argument("--sarif", metavar="FILE", help="also write SARIF 2.1.0 to FILE")
+    action.set_defaults(select=None, ignore=None)
 
     commands.add_parser("rules", help="list the rules")
     explain = commands.add_parser("explain", help="print a rule's documentation")
@@ -171,7 +193,9 @@ def _emit(run: Run, args: argparse.Namespace, src_root: Path) -> None:
         uri = src_root.resolve().as_uri().rstrip("/") + "/"
         _write(format_sarif(run, rules, version=_version(), src_root=uri))
     elif fmt == "github":
-        _write(format_github(run, quiet=args.quiet))
+        _write(format_github(run))
+        if not args.quiet:  # stdout holds workflow commands only
+            print(summary_line(run), file=sys.stderr)
     else:
         _write(format_text(run, quiet=args.quiet))
 
@@ -229,31 +253,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return exit_code(findings, project.config)
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
+def _audit_diff(
+    args: argparse.Namespace, base: str | None, head: str | None, cwd: Path
+) -> local.DiffAudit:
+    """Audit the lines that `head` (None: the working tree) adds to its merge base with `base`."""
     from bot.review.outcome import (
         _on_changed_line,  # the bot's own changed-line test, so both agree
     )
 
     wanted = _finding_filter(args)
-    root = local.repo_root(Path.cwd())
-    label, base_sha = local.resolve_base(args.base, args.head, root)
+    root = local.repo_root(cwd)
+    label, base_sha = local.resolve_base(base, head, root)
     config_path = local.check_config_path(args.config)
     config = load_config_file(config_path) if config_path else local.config_at(base_sha, root)
     config = _with_fail_on(config, args.fail_on)
+    if args.filter:
+        config = dataclasses.replace(config, filter=args.filter)
     mode = config.filter
     changed = [
         c
         for c in local.changed_files(
-            base_sha, args.head, root, context=3 if mode == "diff_context" else 0
+            base_sha, head, root, context=3 if mode == "diff_context" else 0
         )
         if config.includes(c.path)
     ]
     results: list[FileResult] = []
     findings: list[Finding] = []
-    index = local.build_project_index(root, config, rev=args.head) if changed else None
+    index = local.build_project_index(root, config, rev=head) if changed else None
     for change in changed:
         try:
-            source = local.read_at(change.path, args.head, root)
+            source = local.read_at(change.path, head, root)
         except OSError as exc:
             results.append(FileResult(path=change.path, error=f"cannot read: {exc}"))
             continue
@@ -262,16 +291,55 @@ def cmd_diff(args: argparse.Namespace) -> int:
         findings += [
             f for f in result.findings if wanted(f) and _on_changed_line(f, change.patch, mode)
         ]
-    head = args.head or "the working tree"
-    note = f"Diff of {head} against {label} (merge base {base_sha[:10]}), filter: {mode}."
-    run = Run(
+    return local.DiffAudit(
+        root=root,
+        label=label,
+        base_sha=base_sha,
+        head=head,
+        config=config,
+        changed=tuple(changed),
         results=tuple(results),
         findings=tuple(sorted(findings, key=finding_key)),
-        config=config,
+    )
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    audit = _audit_diff(args, args.base, args.head, Path.cwd())
+    head = args.head or "the working tree"
+    note = (
+        f"Diff of {head} against {audit.label} (merge base {audit.base_sha[:10]}), "
+        f"filter: {audit.config.filter}."
+    )
+    run = Run(
+        results=audit.results,
+        findings=audit.findings,
+        config=audit.config,
         notes=(note,),
     )
-    _emit(run, args, root)
-    return exit_code(findings, config)
+    _emit(run, args, audit.root)
+    return exit_code(audit.findings, audit.config)
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    from bot.cli import action
+
+    env = action.ActionsEnv.from_environ(os.environ)
+    span = action.event_range(env, env.event())
+    if span.head is None:
+        return action.report_nothing(env, span, sys.stdout)
+    cwd = Path.cwd()
+    action.fetch_missing(span, local.repo_root(cwd))
+    audit = _audit_diff(args, span.base, span.head, cwd)
+    return action.report(
+        audit,
+        env,
+        span,
+        sarif_path=Path(args.sarif).absolute() if args.sarif else None,
+        rules=_registry().all_rules(),
+        version=_version(),
+        out=sys.stdout,
+        err=sys.stderr,
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -357,6 +425,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "diff": cmd_diff,
     "report": cmd_report,
+    "action": cmd_action,
     "rules": cmd_rules,
     "explain": cmd_explain,
     "serve": cmd_serve,

@@ -275,29 +275,36 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def format_github(run: Run, *, quiet: bool = False) -> str:
-    """`::error file=…,line=…,col=…,endLine=…,endColumn=…,title=…::message` per finding."""
-    lines = []
-    for f in run.findings:
-        props = {
-            "file": f.path,
-            "line": str(f.line),
-            "col": str(f.column),
-            "endLine": str(max(f.end_line, f.line)),
-            "endColumn": str(f.end_column),
-            "title": f"{f.rule} {f.name}",
-        }
-        rendered = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
-        link = run.guide(f.rule)
-        message = f.message + (f" (guide: {link})" if link else f" (txaudit explain {f.rule})")
-        lines.append(
-            f"::{_GITHUB_COMMANDS.get(f.severity, 'notice')} {rendered}::{escape_data(message)}"
-        )
-    for path, message in run.errors:
-        lines.append(f"::error file={escape_property(path)},title=txaudit::{escape_data(message)}")
-    if not quiet:
-        lines.append(summary_line(run))
-    return "\n".join(lines) + "\n"
+def github_command(finding: Finding, guide: str | None, *, path: str | None = None) -> str:
+    """One workflow command: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=…::msg`.
+
+    `path` overrides the finding's path (e.g. relative to `GITHUB_WORKSPACE`).
+    """
+    f = finding
+    props = {
+        "file": f.path if path is None else path,
+        "line": str(f.line),
+        "col": str(f.column),
+        "endLine": str(max(f.end_line, f.line)),
+        "endColumn": str(f.end_column),
+        "title": f"{f.rule} {f.name}",
+    }
+    rendered = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
+    message = f.message + (f" (guide: {guide})" if guide else f" (txaudit explain {f.rule})")
+    return f"::{_GITHUB_COMMANDS.get(f.severity, 'notice')} {rendered}::{escape_data(message)}"
+
+
+def github_error_command(path: str, message: str) -> str:
+    """The workflow command for a file that could not be audited."""
+    return f"::error file={escape_property(path)},title=txaudit::{escape_data(message)}"
+
+
+def format_github(run: Run) -> str:
+    """Workflow commands only, one per finding and per unreadable file (no summary line:
+    the command line prints that on stderr, so stdout stays machine-readable)."""
+    lines = [github_command(f, run.guide(f.rule)) for f in run.findings]
+    lines += [github_error_command(path, message) for path, message in run.errors]
+    return "".join(line + "\n" for line in lines)
 
 
 Formatter = Callable[[Run], str]

@@ -91,6 +91,8 @@ class AuditContext:
     notes: tuple[str, ...] = ()  # extra lines for the summary
     #: The check run's html_url, linked from the review body when known.
     check_url: str | None = None
+    #: How the reader lists the findings already present on untouched lines.
+    list_all_hint: str = "comment `/txaudit full` to list them"
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,7 +535,7 @@ def build_outcome(
     notes = _notes_section(ctx.notes)
     summary = _summary(ordered, views, config, ctx, mode, link, title)
     summary = _truncate_markdown(summary, OUTPUT_MAX - len(notes.encode())) + notes
-    text = _text(views)
+    text = _text(views, ctx.list_all_hint)
     return Outcome(
         conclusion=conclusion,
         title=title,
@@ -765,8 +767,7 @@ def _summary(
         if sum(untouched_by_rule.values()):
             out.append(
                 "*Already present*: findings on untouched lines of the changed files. They are "
-                "counted here only, not annotated or commented; comment `/txaudit full` to "
-                "list them."
+                f"counted here only, not annotated or commented; {ctx.list_all_hint}."
             )
             out.append("")
     else:
@@ -844,7 +845,7 @@ def _notes_section(notes: Sequence[str]) -> str:
     return _clip_bytes(section, NOTES_MAX)
 
 
-def _text(views: Sequence[_FileView]) -> str:
+def _text(views: Sequence[_FileView], list_all_hint: str) -> str:
     out: list[str] = []
     for view in views:
         if not view.changed and not view.untouched:
@@ -859,7 +860,7 @@ def _text(views: Sequence[_FileView]) -> str:
         if view.untouched:
             out.append(
                 f"- plus {_plural(len(view.untouched), 'finding')} already present on "
-                "untouched lines (comment `/txaudit full` to list them)"
+                f"untouched lines ({list_all_hint})"
             )
         out.append("")
     return "\n".join(out).rstrip() + ("\n" if out else "")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import secrets
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,14 +19,18 @@ from . import render
 from .gitdata import Commit, FileDiff, Hunk
 from .server import FAKE_KEY, ApiError, Auth, FakeGitHub, json_response
 from .state import (
+    MANIFEST_CODE_LIFETIME,
     REACTIONS,
     CheckRun,
     IssueComment,
+    ManifestRegistration,
     PullRequest,
     Reaction,
     Repo,
     Review,
     ReviewComment,
+    generate_private_key_pem,
+    stable_id,
 )
 
 MAX_PR_FILES = 3000
@@ -1263,6 +1269,93 @@ REPO = "/repos/{o}/{r}"
 
 
 #: (method, template, handler, auth)
+# ---------------------------------------------------------------------------------------------
+# registering an app from a manifest (GITHUB-2.md s.4)
+# ---------------------------------------------------------------------------------------------
+
+
+async def new_app_from_manifest(request: web.Request) -> web.Response:
+    """The web page's "Create GitHub App" (confirmed at once): 302 to ``redirect_url`` with a
+    one-time ``code`` and the ``state`` of the form's query string."""
+    fake = _fake(request)
+    form = await request.post()
+    owner = request.match_info.get("org") or "octocat"
+    if request.match_info.get("org") and owner not in fake.organizations:
+        raise web.HTTPNotFound(text="organization not found\n")
+    try:
+        manifest = json.loads(str(form.get("manifest", "")))
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise web.HTTPUnprocessableEntity(text="manifest: not a JSON object\n")
+    hook = manifest.get("hook_attributes")
+    if not manifest.get("url") or not isinstance(hook, dict) or not hook.get("url"):
+        raise web.HTTPUnprocessableEntity(
+            text="manifest: url and hook_attributes.url are required\n"
+        )
+    redirect = str(manifest.get("redirect_url") or "")
+    if not redirect.startswith(("http://", "https://")):
+        raise web.HTTPUnprocessableEntity(text="manifest: redirect_url is required here\n")
+    code = secrets.token_hex(10)
+    fake.manifest_codes[code] = ManifestRegistration(manifest, owner, fake.clock.now())
+    query = {"code": code}
+    if "state" in request.query:
+        query["state"] = request.query["state"]
+    raise web.HTTPFound(f"{redirect}{'&' if '?' in redirect else '?'}{urlencode(query)}")
+
+
+async def convert_manifest(request: web.Request) -> web.Response:
+    """``POST /app-manifests/{code}/conversions``: the app's id, pem and webhook secret, once."""
+    fake = _fake(request)
+    registration = fake.manifest_codes.get(request.match_info["code"])
+    if (
+        registration is None
+        or registration.used
+        or fake.clock.now() - registration.created_at > MANIFEST_CODE_LIFETIME
+    ):
+        raise ApiError(404, "Not Found")
+    registration.used = True
+    manifest = registration.manifest
+    name = str(manifest.get("name") or "app")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
+    while any(app.slug == slug for app in fake.apps.values()):
+        slug += "-1"
+    app = fake.add_app(slug, private_key_pem=generate_private_key_pem(), account=registration.owner)
+    app.name = name
+    app.owner = registration.owner
+    app.permissions = dict(manifest.get("default_permissions") or {})
+    app.events = list(manifest.get("default_events") or [])
+    webhook_secret = secrets.token_hex(20)
+    fake.registered_apps[app.id] = {"manifest": manifest, "webhook_secret": webhook_secret}
+    body = {
+        "id": app.id,
+        "slug": app.slug,
+        "node_id": f"A_{app.id}",
+        "owner": {"login": registration.owner, "id": stable_id(registration.owner)},
+        "name": app.name,
+        "description": manifest.get("description"),
+        "external_url": manifest.get("url"),
+        "html_url": f"{fake.html_url}/apps/{app.slug}",
+        "created_at": fake.clock.iso(),
+        "updated_at": fake.clock.iso(),
+        "permissions": app.permissions,
+        "events": app.events,
+        "installations_count": 0,
+        "client_id": app.client_id,
+        "client_secret": secrets.token_hex(20),
+        "webhook_secret": webhook_secret,
+        "pem": app.private_key_pem,
+    }
+    return json_response(body, status=201)
+
+
+#: Web pages (not the API): served at the root also in GHES layout.
+WEB_ROUTES: list[tuple[str, str, Any, str]] = [
+    ("POST", "/settings/apps/new", new_app_from_manifest, "none"),
+    ("POST", "/organizations/{org}/settings/apps/new", new_app_from_manifest, "none"),
+]
+
+
 async def create_review_reply(request: web.Request) -> web.Response:
     """POST /repos/{o}/{r}/pulls/{n}/comments/{id}/replies -> 201 (a reply to a top comment)."""
     fake = _fake(request)
@@ -1281,6 +1374,7 @@ async def create_review_reply(request: web.Request) -> web.Response:
 
 
 ROUTES: list[tuple[str, str, Any, str]] = [
+    ("POST", "/app-manifests/{code}/conversions", convert_manifest, "none"),
     ("GET", "/app", get_app, "jwt"),
     ("GET", "/app/hook/deliveries", list_hook_deliveries, "jwt"),
     ("GET", r"/app/hook/deliveries/{id:\d+}", get_hook_delivery, "jwt"),
@@ -1343,7 +1437,7 @@ def _canonical(template: str) -> str:
 
 
 AUTH_BY_ROUTE: dict[tuple[str, str], str] = {
-    (method, _canonical(template)): auth for method, template, _h, auth in ROUTES
+    (method, _canonical(template)): auth for method, template, _h, auth in ROUTES + WEB_ROUTES
 }
 #: GraphQL: `/graphql` on github.com, `/api/graphql` (outside `/api/v3`) on Enterprise Server.
 AUTH_BY_ROUTE[("POST", "/graphql")] = "token"

@@ -160,6 +160,8 @@ class FakeGitHub(GitHubState):
         app[FAKE_KEY] = self
         for method, template, handler, _auth in api.ROUTES:
             app.router.add_route(method, self.base_path + template, handler)
+        for method, template, handler, _auth in api.WEB_ROUTES:
+            app.router.add_route(method, template, handler)
         from .graphql_api import graphql_endpoint
 
         app.router.add_route("POST", self.graphql_path, graphql_endpoint)

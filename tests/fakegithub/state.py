@@ -75,6 +75,20 @@ def stable_id(text: str, base: int = 10_000_000) -> int:
     return base + zlib.crc32(text.encode()) % 90_000_000
 
 
+@dataclass
+class ManifestRegistration:
+    """A manifest a user confirmed on the fake's "Create GitHub App" page."""
+
+    manifest: dict[str, Any]
+    owner: str
+    created_at: float
+    used: bool = False
+
+
+#: GitHub: the code must be converted "within one hour".
+MANIFEST_CODE_LIFETIME = 3600.0
+
+
 class Clock:
     """The fake's notion of time: real time plus an offset that tests may advance."""
 
@@ -678,6 +692,10 @@ class GitHubState:
         #: Redeliveries in flight (tasks), so that none is garbage-collected mid-send.
         self.background: set[Any] = set()
         self.webhook_secret = webhook_secret
+        #: App manifests posted to `/settings/apps/new`, by one-time code (the manifest flow).
+        self.manifest_codes: dict[str, ManifestRegistration] = {}
+        #: Apps registered through the manifest flow: {app id: {"manifest", "webhook_secret"}}.
+        self.registered_apps: dict[int, dict[str, Any]] = {}
         #: lifetime in seconds of new installation tokens (GitHub: one hour)
         self.token_lifetime = token_lifetime
         self.app = self.add_app(

@@ -114,6 +114,19 @@ def test_service_text_and_github(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("::error file=examples/service/app/schedulers/sitemap_scheduler.py,line=")
 
 
+def test_github_format_stdout_is_workflow_commands_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "examples/service", "--format", "github"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 19
+    assert all(line.startswith(("::error ", "::warning ", "::notice ")) for line in lines)
+    assert captured.err.splitlines()[-1].startswith("Found 19 findings (")
+    assert main(["check", "examples/service", "--format", "github", "--quiet"]) == 1
+    assert capsys.readouterr().err == ""
+
+
 def test_fix_on_a_copy_of_the_service(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -180,7 +180,7 @@ def test_sarif_errors_become_notifications() -> None:
 
 def test_github_commands() -> None:
     tricky = _finding("TX004", Severity.WARNING, "a,b:c.py", 3, message="50% done\nnext\r")
-    out = format_github(_run(TX001, tricky, TXA02), quiet=True).splitlines()
+    out = format_github(_run(TX001, tricky, TXA02)).splitlines()
     assert out[0] == (
         "::error file=src/jobs.py,line=41,col=9,endLine=43,endColumn=1,"
         "title=TX001 nested-transaction::TX001 message. (guide: Docs/tx guide.md"
