@@ -523,6 +523,11 @@ class Auditor:
             reported=reported_fingerprints(files),
             unknown_paths={f.path for f in files if f.result is None},
             pull_paths={f.path for f in files},
+            suppressed={
+                f.path: [(s.rule_ids, s.reason) for s in f.result.suppressions if s.used]
+                for f in files
+                if f.result is not None
+            },
         )
         lines = list(tidied.notes)
         if tidied.fixed:

@@ -9,7 +9,8 @@ and the check-run summary says once how to let txaudit resolve.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,7 @@ class _Thread:
     top_id: int
     fingerprints: frozenset[str]
     bodies: tuple[str, ...]
+    rule: str | None = None
 
 
 async def tidy_threads(
@@ -104,10 +106,13 @@ async def tidy_threads(
     reported: Collection[str],
     unknown_paths: Collection[str],
     pull_paths: Collection[str],
+    suppressed: Mapping[str, Sequence[tuple[tuple[str, ...], str | None]]] | None = None,
 ) -> Tidied:
     """Answer and resolve the threads of our comments whose findings are gone at `head_sha`,
     and reopen those we resolved whose findings are back. Threads resolved by a person are left
-    alone; a file that was not audited (`unknown_paths`) says nothing. Never raises."""
+    alone; a file that was not audited (`unknown_paths`) says nothing. `suppressed`: the used
+    suppressions of each audited file (rule ids, empty for all; reason), so that a finding
+    suppressed since is answered with its reason. Never raises."""
     done = Tidied()
     endpoint = graphql_url(api_url)
     try:
@@ -124,10 +129,8 @@ async def tidy_threads(
         try:
             if gone and not thread.resolved:
                 done.fixed += 1
-                reason = (
-                    f"Fixed in `{short}`."
-                    if thread.path in pull_paths
-                    else f"The code is gone from this pull request's changes in `{short}`."
+                reason = _why_gone(
+                    thread, short, pull_paths, (suppressed or {}).get(thread.path, ())
                 )
                 marker = REPLY_MARKER.format(state="fixed", sha=head_sha)
                 await _reply_once(gh, owner, repo, number, thread, reason, marker)
@@ -149,6 +152,27 @@ async def tidy_threads(
     if done.forbidden:
         done.notes.append(FORBIDDEN_NOTE)
     return done
+
+
+_RULE_ID = re.compile(r"\b(TXA?\d{2,3}|ORM\d{3})\b")
+
+
+def _why_gone(
+    thread: _Thread,
+    short: str,
+    pull_paths: Collection[str],
+    suppressions: Sequence[tuple[tuple[str, ...], str | None]],
+) -> str:
+    """The reply for a thread whose finding is gone: removed, suppressed (a suppression of the
+    comment's rule is used in the file; the first one is named), or fixed."""
+    if thread.path not in pull_paths:
+        return f"The code is gone from this pull request's changes in `{short}`."
+    for rule_ids, reason in suppressions:
+        if thread.rule is not None and (not rule_ids or thread.rule in rule_ids):
+            if reason:
+                return f"Suppressed in `{short}`: {reason}"
+            return f"Suppressed in `{short}` (no reason given)."
+    return f"Fixed in `{short}`."
 
 
 async def _threads(
@@ -198,6 +222,7 @@ def _parse(node: Mapping[str, Any], bot_login: str | None) -> _Thread | None:
         top_id=top_id,
         fingerprints=fingerprints_in(top.get("body") or ""),
         bodies=tuple(str(c.get("body") or "") for c in comments[1:]),
+        rule=next(iter(_RULE_ID.findall(top.get("body") or "")), None),
     )
 
 

@@ -63,6 +63,21 @@ async def test_a_fix_replies_once_and_resolves_the_thread(
     assert len(fake.thread_replies(top)) == 1
 
 
+async def test_a_suppressed_finding_is_answered_with_its_reason(
+    app_client: Harness, writable: FakeGitHub
+) -> None:
+    fake = writable
+    repo, pr = _pr(fake)
+    await app_client.deliver("pull_request", app_client.pr_event("opened", pr))
+    lines = helper_source(2).splitlines()
+    last = max(i for i, line in enumerate(lines) if "session.commit()" in line)
+    lines[last] += "  # txaudit: ignore[TX002] -- the CLI owns this session"
+    await _push(app_client, repo, pr, {PATH: "\n".join(lines) + "\n"})
+    [top] = [c for c in fake.review_comments_of(pr) if c.id in fake.resolved_threads]
+    [reply] = fake.thread_replies(top)
+    assert reply.body.startswith(f"Suppressed in `{pr.head_sha[:7]}`: the CLI owns this session")
+
+
 async def test_a_finding_that_comes_back_reopens_its_thread(
     app_client: Harness, writable: FakeGitHub
 ) -> None:
