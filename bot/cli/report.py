@@ -128,7 +128,9 @@ def build_report(
             out.append("Suppressions:")
             for s in reasons:
                 reason = f" — {s.reason}" if s.reason else " — *no reason given*"
-                out.append(f"- line {s.line}: `{', '.join(s.rule_ids)}`{reason}")
+                until = f" until {s.until}" if s.until else ""
+                dead = "" if s.active else " (suppresses nothing: see TXA03/TXA04)"
+                out.append(f"- line {s.line}: `{', '.join(s.rule_ids)}`{until}{reason}{dead}")
             out.append("")
 
     if errors:

@@ -14,6 +14,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
 
 from bot.review.patch import PatchLines
@@ -820,7 +821,52 @@ def _summary(
             out.append(f"- {_code(f'{path}:{sup.line}')} {ids}: {reason_text}{tail}")
         out.append("")
 
+    expiring, expired = _dated_suppressions(views, config.today or date.today())
+    for heading, items in (
+        (f"Suppressions that expire within {EXPIRY_WARNING_DAYS} days", expiring),
+        ("Expired suppressions (they suppress nothing)", expired),
+    ):
+        if not items:
+            continue
+        out.append(f"### {heading}")
+        out.append("")
+        for path, sup in items:
+            ids = ", ".join(sup.rule_ids) if sup.rule_ids else "all rules"
+            reason = _inline(sup.reason) if sup.reason and sup.reason.strip() else None
+            reason_text = f"“{reason}”" if reason else "no reason given"
+            out.append(
+                f"- {_code(f'{path}:{sup.line}')} {ids} until {_code(sup.until or '')}: "
+                f"{reason_text}"
+            )
+        out.append("")
+
     return "\n".join(out).rstrip() + "\n"
+
+
+#: Suppressions whose `until=` is this close are listed in the summary.
+EXPIRY_WARNING_DAYS = 30
+
+
+def _dated_suppressions(
+    views: Sequence[_FileView], today: date
+) -> tuple[list[tuple[str, Suppression]], list[tuple[str, Suppression]]]:
+    """(expiring within `EXPIRY_WARNING_DAYS`, expired or undated `until=`) in the audited
+    files, by path and line."""
+    expiring: list[tuple[str, Suppression]] = []
+    expired: list[tuple[str, Suppression]] = []
+    for view in views:
+        for sup in sorted(view.result.suppressions, key=lambda s: s.line):
+            if sup.until is None:
+                continue
+            try:
+                until = date.fromisoformat(sup.until) if len(sup.until) == 10 else None
+            except ValueError:
+                until = None
+            if until is None or until < today:
+                expired.append((view.file.path, sup))
+            elif (until - today).days <= EXPIRY_WARNING_DAYS:
+                expiring.append((view.file.path, sup))
+    return expiring, expired
 
 
 def _added_suppressions(

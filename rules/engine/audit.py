@@ -46,6 +46,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
 from typing import Any
 
 import libcst as cst
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 PARSE_ERROR = "TXA02"
 BLANKET_IGNORE = "TXA00"
 UNUSED_IGNORE = "TXA01"
+EXPIRED_IGNORE = "TXA03"
+IGNORE_WITHOUT_REASON = "TXA04"
 
 #: Above this many ``and``/``or`` operands or implicitly concatenated strings in one
 #: expression libcst's parser recurses too deep (it nests them, CPython does not).
@@ -212,7 +215,7 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
             findings = deep(lambda: _to_findings(module, text, reports, severities, path))
 
     comments = find_suppressions(text) if has_comments else []
-    findings, suppressions = _apply_suppressions(findings, comments, severities, path)
+    findings, suppressions = _apply_suppressions(findings, comments, severities, path, config)
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return FileResult(
         path=path,
@@ -438,21 +441,51 @@ def _snippet(lines: Sequence[str], span: Span) -> str:
 # --- suppressions --------------------------------------------------------------------------
 
 
+def _inactive_reason(comment: Comment, config: Config, today: date) -> tuple[str, str] | None:
+    """(rule, message) when a suppression suppresses nothing: expired, a date that does not
+    parse (TXA03), or no reason where the config requires one (TXA04); None when it works."""
+    names = ", ".join(comment.rule_ids)
+    if comment.until is not None:
+        expiry = comment.expiry
+        if expiry is None:
+            return EXPIRED_IGNORE, (
+                f"`until={comment.until}` is not a date (YYYY-MM-DD): this suppression "
+                f"suppresses nothing."
+            )
+        if expiry < today:
+            why = f" (reason: {comment.reason})" if comment.reason else ""
+            return EXPIRED_IGNORE, (
+                f"This suppression expired on {expiry.isoformat()}{why}: {names} is reported "
+                "again; fix the code or renew the date."
+            )
+    if config.require_reason and not comment.reason and comment.rule_ids:
+        return IGNORE_WITHOUT_REASON, (
+            "This suppression gives no reason (`-- why`), and `suppressions.require_reason` is "
+            f"on: it suppresses nothing, so {names} is reported."
+        )
+    return None
+
+
 def _apply_suppressions(
     findings: list[Finding],
     comments: Sequence[Comment],
     severities: dict[str, Severity],
     path: str,
+    config: Config,
 ) -> tuple[list[Finding], list[Suppression]]:
     from rules.engine.model import KNOWN_RULE_IDS
 
     if not comments:
         return findings, []
+    today = config.today or date.today()
+    inactive = {i: _inactive_reason(c, config, today) for i, c in enumerate(comments)}
     used: dict[int, set[str]] = {i: set() for i in range(len(comments))}
     kept: list[Finding] = []
     for finding in findings:
         suppressed = False
         for index, comment in enumerate(comments):
+            if inactive[index] is not None:
+                continue
             if finding.rule in comment.rule_ids and comment.covers(finding.line):
                 used[index].add(finding.rule)
                 suppressed = True
@@ -468,8 +501,14 @@ def _apply_suppressions(
                 rule_ids=comment.rule_ids,
                 reason=comment.reason,
                 used=bool(used[index]),
+                until=comment.until,
+                active=inactive[index] is None,
             )
         )
+        problem = inactive[index]
+        if problem is not None:
+            extra.extend(_engine_finding(problem[0], severities, path, comment, problem[1]))
+            continue
         if not comment.rule_ids:
             extra.extend(
                 _engine_finding(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ _TOP_KEYS = frozenset(
         "comments",
         "guides",
         "max_callee_modules",
+        "suppressions",
     }
 )
 
@@ -96,6 +98,10 @@ class Config:
     guides: Mapping[str, Guide] = field(default_factory=dict)
     #: TX007: how many modules the app may fetch per audit to follow calls.
     max_callee_modules: int = 100
+    #: `suppressions.require_reason`: a suppression without ` -- reason` suppresses nothing.
+    require_reason: bool = False
+    #: The day `until=` dates are judged against (None: today; tests and reports set it).
+    today: date | None = None
     #: Where the config came from, for messages ("defaults" when none).
     source: str = "defaults"
 
@@ -168,6 +174,14 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
                 kwargs["comments_suggestions"] = value
             else:
                 raise ConfigError(f"{source}: unknown key 'comments.{key}'")
+    if "suppressions" in data:
+        suppressions = _mapping(data["suppressions"], "suppressions", source)
+        for key, value in suppressions.items():
+            if key != "require_reason":
+                raise ConfigError(f"{source}: unknown key 'suppressions.{key}'")
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: suppressions.require_reason must be true or false")
+            kwargs["require_reason"] = value
     if "guides" in data:
         kwargs["guides"] = _guides(data["guides"], source)
     if "max_callee_modules" in data:

@@ -20,6 +20,8 @@ KNOWN_RULE_IDS: tuple[str, ...] = (
     "TXA00",
     "TXA01",
     "TXA02",
+    "TXA03",
+    "TXA04",
 )
 
 
@@ -83,6 +85,10 @@ class Suppression:
     rule_ids: tuple[str, ...]  # empty for a blanket ignore
     reason: str | None
     used: bool
+    #: `until=` as written (None without one).
+    until: str | None = None
+    #: False when it suppresses nothing: expired, a bad date, or no reason where one is needed.
+    active: bool = True
 
 
 @dataclass(frozen=True, slots=True)

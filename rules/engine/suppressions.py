@@ -5,6 +5,11 @@ line; a comment alone on its line covers findings that start on the next line. (
 comment does not reach the next line, so it cannot silently hide a finding it was not
 written for.) A multi-line finding is covered from its first line.
 
+An optional expiry, ``# txaudit: ignore[TX004] until=2027-03-31 -- reason``: from the day
+after, the comment no longer suppresses and TXA03 says so (a date that does not parse
+suppresses nothing either, and TXA03 names it). With ``suppressions: {require_reason: true}``
+a comment without ``-- reason`` suppresses nothing and is reported as TXA04.
+
 A bare ``# txaudit: ignore`` (or ``ignore[]``) names nothing, suppresses nothing and is
 reported as TXA00; suppressing every rule on a line at once would hide errors that
 nobody looked at.
@@ -16,10 +21,12 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
+from datetime import date
 
 SUPPRESSION = re.compile(
     r"""\#\s*txaudit\s*:\s*ignore\b
         (?:\[(?P<ids>[^\]]*)\])?
+        (?:\s+until\s*=\s*(?P<until>[^\s-][^\s]*))?
         (?:\s*--\s*(?P<reason>.*\S))?""",
     re.VERBOSE,
 )
@@ -35,6 +42,18 @@ class Comment:
     reason: str | None
     own_line: bool
     text: str
+    #: The `until=` text as written (None without one); see `expiry`.
+    until: str | None = None
+
+    @property
+    def expiry(self) -> date | None:
+        """The `until=` date, or None when there is none or it is not a YYYY-MM-DD date."""
+        if self.until is None:
+            return None
+        try:
+            return date.fromisoformat(self.until) if len(self.until) == 10 else None
+        except ValueError:
+            return None
 
     def covers(self, line: int) -> bool:
         return line == self.line or (self.own_line and line == self.line + 1)
@@ -56,6 +75,7 @@ def _parse(comment: str, line: int, column: int, own_line: bool) -> Comment | No
         reason=reason,
         own_line=own_line,
         text=match.group(0).strip(),
+        until=match.group("until"),
     )
 
 
