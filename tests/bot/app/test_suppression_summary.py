@@ -12,7 +12,8 @@ PATH = "app/services/jobs.py"
 def _source(until: date, reason: str, name: str) -> str:
     return (
         f"async def {name}(session):\n"
-        f"    await session.commit()  # txaudit: ignore[TX002] until={until.isoformat()} -- {reason}\n"
+        "    await session.commit()"
+        f"  # txaudit: ignore[TX002] until={until.isoformat()} -- {reason}\n"
     )
 
 
