@@ -1,0 +1,127 @@
+"""TX006 owned-session-commit."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from legacy_rules.engine.context import COMMIT_METHODS, receiver_call
+from legacy_rules.engine.model import Severity
+from legacy_rules.engine.rule import Invalid, Rule, Valid
+
+
+class OwnedSessionCommit(Rule):
+    """
+    ## What it does
+    Flags an explicit `commit()` or `rollback()` on an *owned* session (the name bound by
+    `async with get_background_session() as s:`) inside its own session-factory block.
+
+    ## Why is this bad?
+    The context manager commits on normal exit and rolls back on an exception. A manual
+    commit in the middle splits the batch into several transactions (work before it is
+    kept even if the rest fails); a manual rollback throws away work the block would
+    otherwise have handled, and the rest of the block continues in a fresh transaction.
+
+    ## Example
+    ```python
+    async def process_pending():
+        async with get_background_session() as session:
+            for job in await pending(session):
+                job.status = "done"
+                await session.commit()
+    ```
+
+    ## Use instead
+    ```python
+    async def process_pending():
+        async with get_background_session() as session:
+            for job in await pending(session):
+                job.status = "done"
+            # committed once, by the context manager, when the block ends
+    ```
+    Use `await session.flush()` when the database must see the changes early (to get
+    generated ids or to surface constraint errors).
+
+    ## References
+    Transaction management guide, "Background Task Transaction Pattern (CORRECT &
+    CRITICAL)": the context manager handles commit/rollback exclusively.
+    """
+
+    ID = "TX006"
+    NAME = "owned-session-commit"
+    SEVERITY = Severity.WARNING
+    MESSAGE = (
+        "`{name}.{method}()` inside its own session-factory block; the context manager "
+        "commits on exit and rolls back on error."
+    )
+    TRIGGERS = ("commit", "rollback")
+
+    VALID = (
+        Valid(
+            """
+            async def process_pending():
+                async with get_background_session() as session:
+                    for job in await pending(session):
+                        job.status = "done"
+                    await session.flush()
+            """
+        ),
+        Valid(
+            """
+            async def process_pending():
+                async with get_background_session() as session:
+                    jobs = await pending(session)
+                await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def other_session(db: AsyncSession):
+                async with get_background_session() as session:
+                    await helper(session)
+                    await db.flush()
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            async def process_pending():
+                async with get_background_session() as fetch_session:
+                    for job in await pending(fetch_session):
+                        job.status = "done"
+                        await fetch_session.commit()
+            """,
+            lines=5,
+            columns=19,
+        ),
+        Invalid(
+            """
+            from app import database
+
+            def sync_job():
+                with database.get_background_session() as s:
+                    try:
+                        work(s)
+                    except Exception:
+                        s.rollback()
+                        raise
+            """,
+            lines=8,
+        ),
+        Invalid(
+            """
+            async def shadowed(session: AsyncSession):
+                async with get_background_session() as session:
+                    await session.commit()
+            """,
+            lines=3,
+        ),
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        target = receiver_call(node)
+        if target is None or target[1] not in COMMIT_METHODS:
+            return
+        name, method = target
+        if self.ctx.owned_block(name) is not None:
+            self.report(node, name=name, method=method)

@@ -1,0 +1,265 @@
+"""TX007 callee-manages-transaction (cross-module: see `legacy_rules.engine.callgraph`)."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from legacy_rules.engine.callgraph import (
+    FunctionSummary,
+    ProjectIndex,
+    Resolver,
+    SummaryBuilder,
+    Vocab,
+    call_shape,
+    describe,
+    passed_names,
+)
+from legacy_rules.engine.config import Config
+from legacy_rules.engine.context import FileContext
+from legacy_rules.engine.model import Severity
+from legacy_rules.engine.rule import Invalid, Report, Rule, Valid
+
+
+class CalleeManagesTransaction(Rule):
+    """
+    ## What it does
+    Flags a call that hands an owned session to a function that commits, rolls back or
+    begins on it. The call is inside a session-factory block (`async with
+    get_background_session() as session:`) or a route endpoint's `async with
+    session.begin():`; the callee manages the parameter it receives directly or through
+    further calls (up to 3 levels), in the same file or in another module of the repository
+    reached by import. The finding names the callee and the file and line where it commits.
+
+    ## Why is this bad?
+    The block owns the transaction: the context manager commits once at the end and rolls
+    everything back on an error. A callee that commits ends the batch early, so a failure
+    after the call leaves half of the batch committed. The caller looks correct - the commit
+    is in another file - which is how a correct-looking scheduler still breaks.
+
+    ## Example
+    ```python
+    # app/services/sitemap_adapter.py
+    class SitemapAdapter:
+        async def submit(self, session: AsyncSession, items: list[Item]) -> None:
+            session.add_all(items)
+            await session.commit()
+
+    # app/jobs/scheduler.py
+    async def process_pending(items):
+        async with get_background_session() as session:
+            await SitemapAdapter().submit(session, items)
+    ```
+
+    ## Use instead
+    ```python
+    class SitemapAdapter:
+        async def submit(self, session: AsyncSession, items: list[Item]) -> None:
+            session.add_all(items)
+            await session.flush()  # the caller's block commits
+    ```
+
+    ## References
+    Transaction management guide, "Background Task Transaction Pattern (CORRECT &
+    CRITICAL)": pass the same session; helpers must not commit. Calls that cannot be
+    resolved (dynamic dispatch, third-party code, more than 3 levels deep, or beyond
+    `max_callee_modules` fetched modules in the app) are not reported.
+    """
+
+    ID = "TX007"
+    NAME = "callee-manages-transaction"
+    SEVERITY = Severity.ERROR
+    MESSAGE = (
+        "Passes `{name}` to `{callee}` ({path}:{line}), which commits it; the block that owns "
+        "the session must own its transaction."
+    )
+    TRIGGERS = ("get_background_session", "begin")
+
+    VALID = (
+        Valid(
+            """
+            async def mark(session, items):
+                for item in items:
+                    item.status = "done"
+                await session.flush()
+
+
+            async def job(items):
+                async with get_background_session() as session:
+                    await mark(session, items)
+            """
+        ),
+        Valid(
+            """
+            async def savepoint(session):
+                async with session.begin_nested():
+                    await session.flush()
+
+
+            async def job():
+                async with get_background_session() as session:
+                    await savepoint(session)
+            """
+        ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job():
+                await save(make_session())  # not an owned session
+                async with get_background_session() as session:
+                    await unknown_helper(session)  # cannot be resolved: not reported
+            """
+        ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            @router.post("/items")
+            async def create(session: AsyncSession = Depends(get_db_session)):
+                await save(session)  # a route owns its transaction and may commit
+            """
+        ),
+        Valid(
+            """
+            async def d(session):
+                await session.commit()
+            async def c(session):
+                await d(session)
+            async def b(session):
+                await c(session)
+            async def a(session):
+                await b(session)
+
+
+            async def job():
+                async with get_background_session() as session:
+                    await a(session)  # the commit is 4 calls away: not followed
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            async def submit_all(session, items):
+                session.add_all(items)
+                await session.commit()
+
+
+            async def job(items):
+                async with get_background_session() as fetch_session:
+                    await submit_all(fetch_session, items)
+            """,
+            lines=8,
+            columns=15,
+            message="Passes `fetch_session` to `submit_all` (app/services/example.py:3)",
+        ),
+        Invalid(
+            """
+            class Scheduler:
+                async def run(self):
+                    async with db.get_background_session() as s:
+                        await self.mark_failed(s)
+
+                async def mark_failed(self, session):
+                    await session.rollback()
+            """,
+            lines=4,
+            message="`Scheduler.mark_failed` (app/services/example.py:7), which rolls it back",
+        ),
+        Invalid(
+            """
+            class Service:
+                async def method(self, items, *, session):
+                    async with session.begin():
+                        session.add_all(items)
+
+
+            async def job(items):
+                async with get_background_session() as s:
+                    await Service().method(items, session=s)
+            """,
+            lines=9,
+            message="which begins a transaction on it",
+        ),
+        Invalid(
+            """
+            async def save(db):
+                await db.commit()
+
+
+            async def step(session):
+                await save(session)
+
+
+            @router.post("/items")
+            async def create(session: AsyncSession = Depends(get_db_session)):
+                async with session.begin():
+                    await step(session)
+            """,
+            lines=12,
+            message="to `step`, which passes it on to `save` (app/services/example.py:2)",
+        ),
+        Invalid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job():
+                async with worker_session() as session:
+                    await save(session)
+            """,
+            lines=7,
+            config={"session_factories": ["worker_session"]},
+        ),
+    )
+
+    @classmethod
+    def triggers(cls, config: Config) -> tuple[str, ...]:
+        return (*Vocab.from_config(config).session_factories, "begin")
+
+    def __init__(self, ctx: FileContext, sink: list[Report]) -> None:
+        super().__init__(ctx, sink)
+        self._resolver: Resolver | None = None
+        self._qualnames: dict[int, str] = {}
+
+    def _resolver_for_file(self) -> Resolver:
+        """This file's summary (one walk of the engine's tree) and the project index."""
+        if self._resolver is None:
+            ctx = self.ctx
+            builder = SummaryBuilder(ctx.module, Vocab.from_config(ctx.config))
+            builder.walk(ctx.module)
+            summary = builder.finish()
+            self._qualnames = builder.node_qualnames
+            project = ctx.project if isinstance(ctx.project, ProjectIndex) else None
+            path = project.normalize(ctx.path) if project is not None else ctx.path
+            self._resolver = Resolver(summary, path, project)
+        return self._resolver
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not node.args:
+            return
+        scope = self.ctx.scope
+        owned = {block.name for block in scope.open_blocks if block.name is not None}
+        if scope.begin_blocks and self.ctx.is_route():
+            owned.update(block.name for block in scope.begin_blocks)
+        if not owned:
+            return
+        passed = next(((n, ref) for n, ref in passed_names(node) if n in owned), None)
+        shape = call_shape(node.func)
+        if passed is None or shape is None:
+            return
+        name, ref = passed
+        resolver = self._resolver_for_file()
+        func: FunctionSummary | None = None
+        if self.ctx.function is not None:
+            qualname = self._qualnames.get(id(self.ctx.function.node))
+            func = resolver.summary.functions.get(qualname) if qualname else None
+        target = resolver.resolve(resolver.path, shape, func, ref)
+        chain = resolver.chain(target) if target is not None else None
+        if chain is not None:
+            self.report(node, describe(name, chain))

@@ -1,0 +1,570 @@
+"""The rule engine: bytes in, findings out.
+
+Public API (used by the CLI and the app; keep these signatures):
+
+    audit_source(source: bytes, path: str, config: Config, *,
+                 project: object | None = None) -> FileResult
+        Decode (PEP 263 cookie, else UTF-8), parse once with libcst, run every enabled rule
+        in one pass, apply inline suppressions, return findings sorted by (line, column, rule).
+        Never raises for bad input: an unparsable / undecodable file gives one TXA02 finding.
+        `path` is repo-relative with "/" and is used for per-path overrides and messages.
+        `project` is the TX007 module index (None: TX007 cannot follow calls out of this file).
+
+    apply_fixes(source: str, findings: Iterable[Finding]) -> str
+        Apply the findings' fixes (whole-line replacements) bottom-up; overlapping fixes
+        after the first are skipped. `txaudit check --fix` calls it.
+
+How one file is audited:
+
+1. Decode. NUL bytes, an unknown coding cookie or undecodable bytes give TXA02.
+2. Guard. CPython's own parser (C, ~0.1x libcst's parse time) checks the file first: libcst's
+   native parser crashes the process (stack overflow) or takes minutes on pathologically
+   nested code ("(" * 5000, 1+1+...+1 x 100000, 100000-term ``and`` chains), which CPython
+   rejects cleanly. Code CPython 3.11 rejects is still handed to libcst (it may be newer
+   syntax), on a thread with a large stack, after a bracket-depth check.
+3. Parse once with libcst. A parse error gives TXA02 (with CPython's message when CPython
+   rejects the file too: it is the more precise one).
+4. Trigger words. Each rule declares words of which one must appear in a file for the rule
+   to be able to fire (``begin`` for TX001, the session-factory names for TX004...). When
+   none of the words of any rule appears, the traversal is skipped. This is exact: the
+   rules match names and string contents literally (identifiers are compared as written,
+   SQL keywords are looked for in the literal's source text), so a rule cannot fire on a
+   file that does not contain its words. The file is still parsed (TXA02 must be able to
+   fire) unless TXA02 is off for the path, and its suppression comments are still checked
+   (TXA00/TXA01).
+5. One traversal: the shared vocabulary (`legacy_rules.engine.context.FileContext`) and every rule's
+   ``visit_*``/``leave_*`` hooks are dispatched from one iterative walk over the tree.
+6. Positions are computed only for the reported nodes, only when there are any
+   (`legacy_rules.engine.positions`).
+7. Suppressions (`legacy_rules.engine.suppressions`), severities, sorting.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+import libcst as cst
+
+from legacy_rules.engine.callgraph import take_tree
+from legacy_rules.engine.config import Config
+from legacy_rules.engine.context import FileContext
+from legacy_rules.engine.model import FileResult, Finding, Fix, Severity, Suppression
+from legacy_rules.engine.parsing import Problem, decode, deep, parse, split_lines
+from legacy_rules.engine.positions import resolve_spans
+from legacy_rules.engine.rule import FixInput, Report, Rule, Span, hooks_of
+from legacy_rules.engine.suppressions import Comment, find_suppressions
+
+__all__ = ["apply_fixes", "audit_source", "audit_text", "dispatch"]
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = "TXA02"
+BLANKET_IGNORE = "TXA00"
+UNUSED_IGNORE = "TXA01"
+EXPIRED_IGNORE = "TXA03"
+IGNORE_WITHOUT_REASON = "TXA04"
+
+#: Above this many ``and``/``or`` operands or implicitly concatenated strings in one
+#: expression libcst's parser recurses too deep (it nests them, CPython does not).
+_SNIPPET_MAX = 200
+
+
+# --- public API ---------------------------------------------------------------------------
+
+
+def audit_source(
+    source: bytes, path: str, config: Config, *, project: object | None = None
+) -> FileResult:
+    """Audit one file's bytes (see the module docstring)."""
+    if isinstance(source, str):  # tolerate text; the contract is bytes
+        source = source.encode("utf-8")
+    # The parse allocates ~25 objects per source line and none of them form cycles; the
+    # cyclic GC passes it triggers cost ~20% of the audit, so pause the collector.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _audit(source, path, config, project)
+    except (RecursionError, MemoryError) as exc:
+        return _parse_error_result(
+            path, config, 1, 1, f"file too complex to analyse ({type(exc).__name__})", 0
+        )
+    except Exception as exc:  # a bug in a rule must not take the whole audit down
+        log.exception("txaudit internal error on %s", path)
+        return FileResult(path=path, error=f"txaudit internal error: {type(exc).__name__}: {exc}")
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def audit_text(
+    text: str, path: str, config: Config, *, project: object | None = None
+) -> FileResult:
+    """`audit_source` for text that is already decoded."""
+    return audit_source(text.encode("utf-8"), path, config, project=project)
+
+
+def apply_fixes(source: str, findings: Iterable[Finding]) -> str:
+    """Apply the fixes of `findings` to `source` (bottom-up, overlapping ones skipped)."""
+    fixes = sorted(
+        {f.fix for f in findings if f.fix is not None},
+        key=lambda fx: (fx.start_line, fx.end_line),
+    )
+    if not fixes:
+        return source
+    chosen: list[Fix] = []
+    last_end = 0
+    for fix in fixes:
+        if fix.start_line > last_end:
+            chosen.append(fix)
+            last_end = fix.end_line
+    lines = split_lines(source)
+    for fix in reversed(chosen):
+        if fix.start_line < 1 or fix.end_line > len(lines) or fix.end_line < fix.start_line - 1:
+            continue
+        lines[fix.start_line - 1 : fix.end_line] = [fix.replacement] if fix.replacement else []
+    return "".join(lines)
+
+
+# --- rules for a file -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Selected:
+    cls: type[Rule]
+    severity: Severity
+
+
+def _select(config: Config, path: str) -> list[_Selected]:
+    from legacy_rules.engine.registry import rule_classes
+
+    return [
+        _Selected(cls, config.severity_for(cls.ID, cls.SEVERITY, path)) for cls in rule_classes()
+    ]
+
+
+_TRIGGER_CACHE: dict[tuple[str, ...], re.Pattern[str] | None] = {}
+
+
+def _trigger_pattern(config: Config, classes: Sequence[type[Rule]]) -> re.Pattern[str] | None:
+    """One regex of every rule's trigger words; None when some rule has no triggers."""
+    words: list[str] = []
+    for cls in classes:
+        if cls.ENGINE_RULE:
+            continue
+        rule_words = cls.triggers(config)
+        if not rule_words:
+            return None
+        words.extend(rule_words)
+    key = tuple(sorted(set(words)))
+    if key not in _TRIGGER_CACHE:
+        _TRIGGER_CACHE[key] = re.compile("|".join(re.escape(w) for w in key), re.IGNORECASE)
+    return _TRIGGER_CACHE[key]
+
+
+# --- the audit ----------------------------------------------------------------------------
+
+
+def _audit(source: bytes, path: str, config: Config, project: object | None) -> FileResult:
+    selected = _select(config, path)
+    severities = {s.cls.ID: s.severity for s in selected}
+    parse_severity = severities.get(PARSE_ERROR, Severity.NOTICE)
+
+    decoded = decode(source)
+    if isinstance(decoded, Problem):
+        return _parse_error_result(
+            path, config, decoded.line, decoded.column, decoded.message, decoded.lines
+        )
+    text = decoded
+    line_count = len(split_lines(text))
+
+    active = [s for s in selected if not s.cls.ENGINE_RULE]
+    pattern = _trigger_pattern(config, [s.cls for s in active])
+    triggered = pattern is None or pattern.search(text) is not None
+    has_comments = "txaudit" in text
+    if not triggered and not has_comments and parse_severity is Severity.OFF:
+        take_tree(text)  # a tree that TX007 kept for this audit is not needed: free it
+        return FileResult(path=path, lines=line_count)
+
+    # TX007 may already have parsed this module: to follow calls into it (CLI runs), or to
+    # summarise it in the same worker process before its audit (the app).
+    parsed: cst.Module | Problem | None = take_tree(text)
+    if parsed is None:
+        parsed = parse(text)
+    if isinstance(parsed, Problem):
+        lines = split_lines(text)
+        bad_line = lines[parsed.line - 1] if 0 < parsed.line <= len(lines) else ""
+        return _parse_error_result(
+            path, config, parsed.line, parsed.column, parsed.message, line_count, bad_line
+        )
+    module = parsed
+
+    findings: list[Finding] = []
+    relevant = False
+    if triggered:
+        try:
+            reports, relevant = _run_rules(module, active, config, path, project)
+            findings = _to_findings(module, text, reports, severities, path)
+        except RecursionError:
+            reports, relevant = deep(lambda: _run_rules(module, active, config, path, project))
+            findings = deep(lambda: _to_findings(module, text, reports, severities, path))
+
+    comments = find_suppressions(text) if has_comments else []
+    findings, suppressions = _apply_suppressions(findings, comments, severities, path, config)
+    findings.sort(key=lambda f: (f.line, f.column, f.rule))
+    return FileResult(
+        path=path,
+        findings=tuple(findings),
+        suppressions=tuple(suppressions),
+        relevant=relevant,
+        lines=line_count,
+    )
+
+
+def _parse_error_result(
+    path: str,
+    config: Config,
+    line: int,
+    column: int,
+    message: str,
+    lines: int,
+    source_line: str = "",
+) -> FileResult:
+    from legacy_rules.engine.registry import get_rule
+
+    info = get_rule(PARSE_ERROR)
+    default = info.severity if info is not None else Severity.NOTICE
+    severity = config.severity_for(PARSE_ERROR, default, path)
+    if severity is Severity.OFF:
+        return FileResult(path=path, lines=lines)
+    finding = Finding(
+        rule=PARSE_ERROR,
+        name=info.name if info is not None else "parse-error",
+        severity=severity,
+        path=path,
+        line=line,
+        column=column,
+        end_line=line,
+        end_column=column,
+        message=f"This file could not be analysed: {message.rstrip('.')}"
+        + ("" if message.endswith(("?", "!")) else "."),
+        scope="<module>",
+        snippet=" ".join(source_line.split())[:_SNIPPET_MAX],
+    )
+    return FileResult(path=path, findings=(finding,), lines=lines)
+
+
+# --- the traversal --------------------------------------------------------------------------
+
+#: Fields that hold only whitespace, punctuation or names that are not expressions.
+_SKIP_FIELDS = frozenset(
+    {
+        "lpar", "rpar", "comma", "semicolon", "leading_lines", "lines_after_decorators",
+        "trailing_whitespace", "header", "footer", "equal", "colon", "dot", "relative",
+        "operator", "asynchronous", "star", "lbracket", "rbracket", "lbrace", "rbrace",
+        "default_indent", "default_newline", "encoding", "has_trailing_newline", "indent",
+        "whitespace_between", "conversion", "start", "end", "posonly_ind", "attr", "keyword",
+        "quote", "prefix",
+    }
+)  # fmt: skip
+#: Visit order where the dataclass field order is not evaluation order.
+_FIELD_ORDER: dict[type, tuple[str, ...]] = {
+    cst.FunctionDef: ("decorators", "params", "returns", "body"),
+    cst.ClassDef: ("decorators", "bases", "keywords", "body"),
+    cst.ExceptHandler: ("type", "name", "body"),
+}
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(node_type: type) -> tuple[str, ...]:
+    names = _FIELDS.get(node_type)
+    if names is None:
+        if node_type in _FIELD_ORDER:
+            names = _FIELD_ORDER[node_type]
+        else:
+            names = tuple(
+                f.name
+                for f in fields(node_type)
+                if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace")
+            )
+        _FIELDS[node_type] = names
+    return names
+
+
+Handler = Callable[[Any], object]
+#: type -> 1 for a CSTNode, 2 for a tuple/list (of nodes), 0 for anything else. isinstance()
+#: against the abstract CSTNode costs more than the rest of the walk; cache it per type.
+_IS_NODE: dict[type, int] = {}
+
+
+def _kind_of(value: object) -> int:
+    if isinstance(value, cst.CSTNode):
+        return 1
+    if type(value) is tuple or type(value) is list:
+        return 2
+    return 0
+
+
+def _run_rules(
+    module: cst.Module,
+    active: Sequence[_Selected],
+    config: Config,
+    path: str,
+    project: object | None,
+) -> tuple[list[Report], bool]:
+    ctx = FileContext(config, path, module, project)
+    reports: list[Report] = []
+    rules = [s.cls(ctx, reports) for s in active]
+    dispatch(module, [ctx, *rules])
+    relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)
+    return reports, relevant
+
+
+def dispatch(root: cst.CSTNode, objects: Sequence[object]) -> None:
+    """Walk `root` once, calling each object's ``visit_<Node>`` hooks (in the order of
+    `objects`) before a node's children and its ``leave_<Node>`` hooks (in reverse order)
+    after them. Iterative, so deep trees cannot overflow the stack; whitespace and
+    punctuation nodes are not visited. Put the `FileContext` first so that it is up to date
+    for the others (TX007 can reuse this to summarise another module)."""
+    table: dict[type, tuple[list[Handler], list[Handler], tuple[str, ...]]] = {}
+    is_node = _IS_NODE
+    stack: list[Any] = [root]
+    leave_marker: list[Any] = []  # the marker object for "leave the next node"
+    while stack:
+        node = stack.pop()
+        if node is leave_marker:
+            left = stack.pop()
+            for handler in table[type(left)][1]:
+                handler(left)
+            continue
+        node_type = type(node)
+        entry = table.get(node_type)
+        if entry is None:
+            name = node_type.__name__
+            visit = [
+                getattr(o, hooks_of(type(o)).visit[name])
+                for o in objects
+                if name in hooks_of(type(o)).visit
+            ]
+            leave = [
+                getattr(o, hooks_of(type(o)).leave[name])
+                for o in reversed(objects)
+                if name in hooks_of(type(o)).leave
+            ]
+            entry = (visit, leave, _child_fields(node_type))
+            table[node_type] = entry
+        visit_handlers, leave_handlers, child_names = entry
+        for handler in visit_handlers:
+            handler(node)
+        if leave_handlers:
+            stack.append(node)
+            stack.append(leave_marker)
+        children: list[Any] = []
+        for child_name in child_names:
+            value = getattr(node, child_name)
+            kind = is_node.get(type(value))
+            if kind is None:
+                kind = _kind_of(value)
+                is_node[type(value)] = kind
+            if kind == 1:
+                children.append(value)
+            elif kind == 2:
+                for item in value:
+                    item_kind = is_node.get(type(item))
+                    if item_kind is None:
+                        item_kind = _kind_of(item)
+                        is_node[type(item)] = item_kind
+                    if item_kind == 1:
+                        children.append(item)
+        if children:
+            children.reverse()
+            stack.extend(children)
+
+
+def _to_findings(
+    module: cst.Module,
+    text: str,
+    reports: Sequence[Report],
+    severities: dict[str, Severity],
+    path: str,
+) -> list[Finding]:
+    kept = [r for r in reports if severities.get(r.rule.ID, r.rule.SEVERITY) is not Severity.OFF]
+    if not kept:
+        return []
+    spans = resolve_spans(module, (r.node for r in kept))
+    lines = split_lines(text)
+    findings: list[Finding] = []
+    for report in kept:
+        span = spans.get(id(report.node)) or Span(1, 1, 1, 1)
+        fix: Fix | None = None
+        if report.fix is not None:
+            fix = report.fix(FixInput(node=report.node, span=span, lines=lines, module=module))
+        findings.append(
+            Finding(
+                rule=report.rule.ID,
+                name=report.rule.NAME,
+                severity=severities.get(report.rule.ID, report.rule.SEVERITY),
+                path=path,
+                line=span.line,
+                column=span.column,
+                end_line=span.end_line,
+                end_column=span.end_column,
+                message=report.message,
+                fix=fix,
+                scope=report.scope,
+                snippet=_snippet(lines, span),
+            )
+        )
+    return findings
+
+
+def _snippet(lines: Sequence[str], span: Span) -> str:
+    """The source of `span` with whitespace collapsed, at most ~200 characters."""
+    if span.line < 1 or span.line > len(lines):
+        return ""
+    last = min(span.end_line, len(lines), span.line + 20)
+    chunk = list(lines[span.line - 1 : last])
+    if last == span.end_line:
+        chunk[-1] = chunk[-1][: max(span.end_column - 1, 0)]
+    chunk[0] = chunk[0][span.column - 1 :]
+    collapsed = " ".join("".join(chunk).split())
+    if len(collapsed) > _SNIPPET_MAX:
+        collapsed = collapsed[: _SNIPPET_MAX - 1].rstrip() + "\u2026"
+    return collapsed
+
+
+# --- suppressions --------------------------------------------------------------------------
+
+
+def _inactive_reason(comment: Comment, config: Config, today: date) -> tuple[str, str] | None:
+    """(rule, message) when a suppression suppresses nothing: expired, a date that does not
+    parse (TXA03), or no reason where the config requires one (TXA04); None when it works."""
+    names = ", ".join(comment.rule_ids)
+    if comment.until is not None:
+        expiry = comment.expiry
+        if expiry is None:
+            return EXPIRED_IGNORE, (
+                f"`until={comment.until}` is not a date (YYYY-MM-DD): this suppression "
+                f"suppresses nothing."
+            )
+        if expiry < today:
+            why = f" (reason: {comment.reason})" if comment.reason else ""
+            return EXPIRED_IGNORE, (
+                f"This suppression expired on {expiry.isoformat()}{why}: {names} is reported "
+                "again; fix the code or renew the date."
+            )
+    if config.require_reason and not comment.reason and comment.rule_ids:
+        return IGNORE_WITHOUT_REASON, (
+            "This suppression gives no reason (`-- why`), and `suppressions.require_reason` is "
+            f"on: it suppresses nothing, so {names} is reported."
+        )
+    return None
+
+
+def _apply_suppressions(
+    findings: list[Finding],
+    comments: Sequence[Comment],
+    severities: dict[str, Severity],
+    path: str,
+    config: Config,
+) -> tuple[list[Finding], list[Suppression]]:
+    from legacy_rules.engine.model import KNOWN_RULE_IDS
+
+    if not comments:
+        return findings, []
+    today = config.today or date.today()
+    inactive = {i: _inactive_reason(c, config, today) for i, c in enumerate(comments)}
+    used: dict[int, set[str]] = {i: set() for i in range(len(comments))}
+    kept: list[Finding] = []
+    for finding in findings:
+        suppressed = False
+        for index, comment in enumerate(comments):
+            if inactive[index] is not None:
+                continue
+            if finding.rule in comment.rule_ids and comment.covers(finding.line):
+                used[index].add(finding.rule)
+                suppressed = True
+        if not suppressed:
+            kept.append(finding)
+
+    suppressions: list[Suppression] = []
+    extra: list[Finding] = []
+    for index, comment in enumerate(comments):
+        suppressions.append(
+            Suppression(
+                line=comment.line,
+                rule_ids=comment.rule_ids,
+                reason=comment.reason,
+                used=bool(used[index]),
+                until=comment.until,
+                active=inactive[index] is None,
+            )
+        )
+        problem = inactive[index]
+        if problem is not None:
+            extra.extend(_engine_finding(problem[0], severities, path, comment, problem[1]))
+            continue
+        if not comment.rule_ids:
+            extra.extend(
+                _engine_finding(
+                    BLANKET_IGNORE,
+                    severities,
+                    path,
+                    comment,
+                    "A blanket `# txaudit: ignore` suppresses nothing; name the rules, "
+                    "e.g. `# txaudit: ignore[TX004] -- reason`.",
+                )
+            )
+            continue
+        unknown = [r for r in comment.rule_ids if r not in KNOWN_RULE_IDS]
+        # Only rules that ran (enabled for this path) can be judged unused.
+        unused = [
+            r
+            for r in comment.rule_ids
+            if r in severities
+            and not r.startswith("TXA")
+            and severities[r] is not Severity.OFF
+            and r not in used[index]
+        ]
+        problems: list[str] = []
+        if unknown:
+            names = ", ".join(unknown)
+            problems.append(f"unknown rule ID{'s' if len(unknown) > 1 else ''} {names}")
+        if unused:
+            names = ", ".join(unused)
+            problems.append(f"{names} reported nothing here")
+        if problems:
+            message = "Unused suppression: " + "; ".join(problems) + "."
+            extra.extend(_engine_finding(UNUSED_IGNORE, severities, path, comment, message))
+    return kept + extra, suppressions
+
+
+def _engine_finding(
+    rule_id: str, severities: dict[str, Severity], path: str, comment: Comment, message: str
+) -> list[Finding]:
+    from legacy_rules.engine.registry import get_rule
+
+    info = get_rule(rule_id)
+    severity = severities.get(rule_id, Severity.NOTICE)
+    if severity is Severity.OFF:
+        return []
+    return [
+        Finding(
+            rule=rule_id,
+            name=info.name if info is not None else rule_id.lower(),
+            severity=severity,
+            path=path,
+            line=comment.line,
+            column=comment.column,
+            end_line=comment.line,
+            end_column=comment.column + len(comment.text),
+            message=message,
+            scope="<module>",
+            snippet=comment.text,
+        )
+    ]

@@ -1,0 +1,1551 @@
+"""TX007 support: per-module call summaries, the project's module index and call resolution.
+
+All pure code (no network; only `ProjectIndex.from_disk` / `DiskLoader` read the disk):
+
+* `summarize(source, vocab)` reduces one module to a `ModuleSummary` from a single libcst
+  parse (through the engine's parse guard), cached by the SHA-1 of its bytes: per function,
+  the parameters it commits, rolls back or begins (with the line), the calls that pass a
+  parameter on and its local instance bindings; the module's imports, classes (methods and
+  their kinds, bases, `self.x = Foo(...)` in `__init__`) and module-level instances; and the
+  call sites that pass an owned session on (used to decide what to prefetch).
+* `ProjectIndex` maps module names to repo-relative paths (`src/` layouts, packages) and
+  provides other modules' summaries, loaded lazily through a loader callback (CLI) or
+  prefetched level by level (app), under a cap on the number of modules.
+* `Resolver` resolves a call (imports, re-exports, classes, instances, `self`) to a function
+  and parameter, and `Resolver.chain` follows the session through at most `MAX_DEPTH` calls
+  to a function that manages the transaction itself. The engine rule
+  (`rules/tx007_callee_manages_transaction.py`) finds the call sites and reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from pathlib import Path
+from typing import NamedTuple
+
+import libcst as cst
+from cachetools import LRUCache
+
+from legacy_rules.engine.parsing import decode, parse
+
+#: Session methods that manage a transaction, and how a message says it.
+MANAGE_ACTIONS: Mapping[str, str] = {
+    "commit": "commits it",
+    "rollback": "rolls it back",
+    "begin": "begins a transaction on it",
+}
+#: How many calls deep the session is followed from the call site (the callee is level 1).
+MAX_DEPTH = 3
+ROUTE_METHODS = frozenset(
+    {"get", "post", "put", "patch", "delete", "head", "options", "api_route", "websocket"}
+)
+#: Files larger than this are not read by `ProjectIndex.from_disk` (the app skips them too).
+MAX_FILE_BYTES = 1_000_000
+_SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "env"})
+
+Dotted = tuple[str, ...]
+
+
+# --- summaries -----------------------------------------------------------------------------
+
+
+_FACTORIES = ("get_background_session",)
+_DEPENDENCIES = ("get_db_session", "get_session", "get_db")
+
+
+@dataclass(frozen=True, slots=True)
+class Vocab:
+    """The configuration a summary depends on (which blocks own a session)."""
+
+    session_factories: tuple[str, ...] = _FACTORIES
+    request_session_dependencies: tuple[str, ...] = _DEPENDENCIES
+
+    @classmethod
+    def from_config(cls, config: object) -> Vocab:
+        """Take the two lists from a `legacy_rules.engine.config.Config` (or anything with them)."""
+        factories = getattr(config, "session_factories", _FACTORIES)
+        dependencies = getattr(config, "request_session_dependencies", _DEPENDENCIES)
+        return cls(
+            tuple(name.rsplit(".", 1)[-1] for name in factories),
+            tuple(name.rsplit(".", 1)[-1] for name in dependencies),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallShape:
+    """A callee expression reduced to what resolution needs.
+
+    `parts` is the dotted name that is called (`foo`, `m.foo`, `self.adapter.submit`); when
+    `ctor` is set the call is `<ctor>(...).<parts[0]>(...)`: a method of an inline instance.
+    """
+
+    parts: Dotted
+    ctor: Dotted | None = None
+
+    def text(self) -> str:
+        """The callee as written (roughly), for messages."""
+        if self.ctor is not None:
+            return ".".join(self.ctor) + "()." + ".".join(self.parts)
+        return ".".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ArgRef:
+    """Where an argument sits in a call: positional index or keyword."""
+
+    position: int | None = None
+    keyword: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A call inside a function that passes its parameter `param` on."""
+
+    param: str
+    shape: CallShape
+    arg: ArgRef
+
+
+@dataclass(frozen=True, slots=True)
+class Manage:
+    """`param.commit()` / `.rollback()` / `.begin()` inside a function."""
+
+    param: str
+    action: str  # "commit" | "rollback" | "begin"
+    line: int
+    #: For a constructor that stores the parameter (`self.session = session`): the method
+    #: that manages `self.<attr>`, and the attribute.
+    method: str | None = None
+    attr: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A function parameter; `kind` is positional, keyword (keyword-only), star or starstar."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportEntry:
+    """What a local name is bound to by an import.
+
+    `import a.b` binds `a` to module `a`; `import a.b as m` binds `m` to module `a.b`
+    (`name` None in both); `from ..x import y` is module "x", name "y", level 2.
+    """
+
+    module: str
+    name: str | None = None
+    level: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSummary:
+    """What TX007 needs to know about one function or method."""
+
+    qualname: str
+    kind: str  # function | method | staticmethod | classmethod
+    class_name: str | None
+    params: tuple[Param, ...]
+    manages: tuple[Manage, ...]
+    forwards: tuple[Forward, ...]
+    #: Local names bound once to a call of a dotted name (`a = Adapter()`).
+    bindings: Mapping[str, Dotted]
+    #: Every name the function binds (parameters, assignments, loop and `as` targets).
+    local_names: frozenset[str]
+    imports: Mapping[str, ImportEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSummary:
+    """A top-level class: methods (name -> kind), bases, `self.x = Foo(...)` in `__init__`."""
+
+    name: str
+    bases: tuple[Dotted, ...]
+    methods: Mapping[str, str]
+    attrs: Mapping[str, Dotted]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A call inside an owned-session block that passes the session (`name`) on.
+
+    The engine's TX007 rule finds call sites with the shared vocabulary (`legacy_rules.engine.context`);
+    these are what `ProjectIndex.modules_needed` uses to know what to prefetch.
+    """
+
+    shape: CallShape
+    arg: ArgRef
+    name: str
+    #: Qualified name of the enclosing function (None at module level).
+    function: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleSummary:
+    """One module's facts for TX007; independent of the module's path."""
+
+    imports: Mapping[str, ImportEntry]
+    functions: Mapping[str, FunctionSummary]  # "f", "C.m"
+    classes: Mapping[str, ClassSummary]
+    #: Module-level names bound to a call of a dotted name (`adapter = Adapter()`).
+    instances: Mapping[str, Dotted]
+    sites: tuple[Site, ...]
+
+
+def _dotted(expr: cst.BaseExpression) -> Dotted | None:
+    if isinstance(expr, cst.Name):
+        return (expr.value,)
+    if isinstance(expr, cst.Attribute):
+        head = _dotted(expr.value)
+        return None if head is None else (*head, expr.attr.value)
+    return None
+
+
+def call_shape(func: cst.BaseExpression) -> CallShape | None:
+    dotted = _dotted(func)
+    if dotted is not None:
+        return CallShape(dotted)
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
+        ctor = _dotted(func.value.func)
+        if ctor is not None:
+            return CallShape((func.attr.value,), ctor)
+    return None
+
+
+def passed_names(call: cst.Call) -> Iterator[tuple[str, ArgRef]]:
+    """(name, where) for every argument of `call` that is a bare name."""
+    position = 0
+    known = True
+    for arg in call.args:
+        if arg.star == "*":
+            known = False
+            continue
+        if arg.star == "**":
+            continue
+        if arg.keyword is not None:
+            ref: ArgRef | None = ArgRef(keyword=arg.keyword.value)
+        else:
+            ref = ArgRef(position=position) if known else None
+            position += 1
+        if ref is not None and isinstance(arg.value, cst.Name):
+            yield arg.value.value, ref
+
+
+def _target_names(expr: cst.BaseExpression) -> Iterator[str]:
+    if isinstance(expr, cst.Name):
+        yield expr.value
+    elif isinstance(expr, cst.Tuple | cst.List):
+        for element in expr.elements:
+            yield from _target_names(element.value)
+    elif isinstance(expr, cst.StarredElement):
+        yield from _target_names(expr.value)
+
+
+class _Func:
+    """A function being summarised."""
+
+    def __init__(
+        self,
+        qualname: str,
+        kind: str,
+        class_name: str | None,
+        params: tuple[Param, ...],
+        is_route: bool,
+    ) -> None:
+        self.qualname = qualname
+        self.kind = kind
+        self.class_name = class_name
+        self.params = params
+        self.param_names = frozenset(p.name for p in params)
+        self.is_route = is_route
+        self.manages: list[tuple[str, str, cst.Call]] = []
+        self.forwards: list[Forward] = []
+        self.bindings: dict[str, Dotted] = {}
+        self.conflicts: set[str] = set()
+        self.local_names: set[str] = set(self.param_names)
+        self.imports: dict[str, ImportEntry] = {}
+
+    def bind(self, name: str, value: Dotted | None) -> None:
+        """Record an assignment; a name bound twice differently (or a parameter) conflicts."""
+        if (
+            value is None
+            or name in self.param_names
+            or (name in self.local_names and self.bindings.get(name) != value)
+        ):
+            self.conflicts.add(name)
+        self.local_names.add(name)
+        if name not in self.conflicts and value is not None:
+            self.bindings[name] = value
+
+
+class _Class:
+    def __init__(self, name: str, bases: tuple[Dotted, ...], registered: bool) -> None:
+        self.name = name
+        self.bases = bases
+        self.registered = registered
+        self.methods: dict[str, str] = {}
+        self.attrs: dict[str, Dotted] = {}
+        self.attr_conflicts: set[str] = set()
+        #: `self.x = <parameter>` in `__init__`, and the first `self.x.commit()` in a method.
+        self.param_attrs: dict[str, str] = {}
+        self.attr_manages: dict[str, tuple[str, str, cst.Call]] = {}
+
+
+class _Block:
+    def __init__(self, name: str, func: _Func | None) -> None:
+        self.name = name
+        self.func = func
+
+
+#: Fields that never lead to a call, a binding or a block (whitespace, punctuation, types).
+_SKIP_FIELDS = frozenset(
+    {
+        "lpar",
+        "rpar",
+        "comma",
+        "colon",
+        "semicolon",
+        "leading_lines",
+        "lines_after_decorators",
+        "header",
+        "footer",
+        "trailing_whitespace",
+        "newline",
+        "equal",
+        "dot",
+        "first_colon",
+        "second_colon",
+        "lbrace",
+        "rbrace",
+        "lbracket",
+        "rbracket",
+        "operator",
+        "asynchronous",
+        "default_indent",
+        "default_newline",
+        "encoding",
+        "has_trailing_newline",
+        "empty_lines",
+        "comment",
+        "indent",
+        "leading_whitespace",
+        "posonly_ind",
+        "trailing_comma",
+        "separator",
+        "relative",
+        "annotation",
+        "returns",
+        "type_parameters",
+        "decorators",
+        "star",
+        "conversion",
+        "format_spec",
+    }
+)
+#: Per node type: fields not worth walking into besides `_SKIP_FIELDS`.
+_SKIP_BY_TYPE: Mapping[type[cst.CSTNode], frozenset[str]] = {
+    cst.FunctionDef: frozenset({"name", "params"}),
+    cst.ClassDef: frozenset({"name", "bases", "keywords"}),
+    cst.Lambda: frozenset({"params"}),
+}
+#: Node types whose children are never walked.
+_OPAQUE: frozenset[type[cst.CSTNode]] = frozenset(
+    {
+        cst.Name,
+        cst.SimpleString,
+        cst.FormattedString,
+        cst.ConcatenatedString,
+        cst.Integer,
+        cst.Float,
+        cst.Imaginary,
+        cst.Annotation,
+        cst.Parameters,
+        cst.Import,
+        cst.ImportFrom,
+        cst.Comment,
+        cst.EmptyLine,
+        cst.Pass,
+        cst.Break,
+        cst.Continue,
+        cst.Ellipsis,
+    }
+)
+_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
+
+
+def _child_fields(kind: type[cst.CSTNode]) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        skip = _SKIP_BY_TYPE.get(kind, frozenset())
+        names = tuple(
+            f.name
+            for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+            if f.name not in _SKIP_FIELDS
+            and f.name not in skip
+            and not f.name.startswith("whitespace")
+        )
+        _FIELDS[kind] = names
+    return names
+
+
+class SummaryBuilder:
+    """Collects a `ModuleSummary` in one walk of a libcst tree (`run`).
+
+    A plain recursive walk over the fields that matter (libcst's own visitor rebuilds every
+    node, which costs as much as the parse). `finish` adds the line of each commit/rollback/
+    begin (by a text scan, else the engine's targeted positions).
+    """
+
+    def __init__(self, module: cst.Module, vocab: Vocab, text: str | None = None) -> None:
+        self.module = module
+        self.text = text
+        self.vocab = vocab
+        self._factories = frozenset(vocab.session_factories)
+        self._deps = frozenset(vocab.request_session_dependencies)
+        self._scopes: list[_Func | _Class] = []
+        self._blocks: list[_Block] = []
+        self._pushed: list[int] = []
+        self.imports: dict[str, ImportEntry] = {}
+        self.functions: list[_Func] = []
+        self.classes: dict[str, _Class] = {}
+        self.instances: dict[str, Dotted] = {}
+        self.instance_conflicts: set[str] = set()
+        self.sites: list[Site] = []
+        #: id(FunctionDef) -> qualified name, for the engine rule to find its function.
+        self.node_qualnames: dict[int, str] = {}
+        #: (receiver, attr) -> how many such calls the module has, for cheap line lookup.
+        self._manage_calls: dict[tuple[str, str], list[cst.Call]] = {}
+
+    def run(self) -> ModuleSummary:
+        """Walk the module and build its summary."""
+        self.walk(self.module)
+        return self.finish()
+
+    def walk(self, node: cst.CSTNode) -> None:
+        kind = type(node)
+        enter = _ENTER.get(kind)
+        if enter is not None:
+            enter(self, node)
+        if kind not in _OPAQUE:
+            for name in _child_fields(kind):
+                value = getattr(node, name)
+                if isinstance(value, cst.CSTNode):
+                    self.walk(value)
+                elif isinstance(value, tuple | list):
+                    for item in value:
+                        if isinstance(item, cst.CSTNode):
+                            self.walk(item)
+        leave = _LEAVE.get(kind)
+        if leave is not None:
+            leave(self, node)
+
+    # scopes ------------------------------------------------------------------------------
+
+    def _func(self) -> _Func | None:
+        return self._scopes[-1] if self._scopes and isinstance(self._scopes[-1], _Func) else None
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        bases = tuple(d for arg in node.bases if arg.keyword is None and (d := _dotted(arg.value)))
+        klass = _Class(node.name.value, bases, registered=not self._scopes)
+        if klass.registered:
+            self.classes[klass.name] = klass
+        elif (func := self._func()) is not None:
+            func.bind(node.name.value, None)
+        self._scopes.append(klass)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        name = node.name.value
+        parent = self._scopes[-1] if self._scopes else None
+        decorators = [d.decorator for d in node.decorators]
+        decorator_names = [_dotted(d.func if isinstance(d, cst.Call) else d) for d in decorators]
+        kind, class_name = "function", None
+        if isinstance(parent, _Class):
+            kind = "method"
+            if ("staticmethod",) in decorator_names:
+                kind = "staticmethod"
+            elif ("classmethod",) in decorator_names:
+                kind = "classmethod"
+            parent.methods[name] = kind
+            if parent.registered:
+                qualname, class_name = f"{parent.name}.{name}", parent.name
+            else:  # a class inside a function: not resolvable by name
+                qualname = f"<locals>.{parent.name}.{name}"
+        elif parent is None:
+            qualname = name
+        else:
+            parent.bind(name, None)
+            qualname = f"{parent.qualname}.<locals>.{name}"
+        params = node.params
+        plist: list[Param] = [
+            Param(p.name.value, "positional") for p in (*params.posonly_params, *params.params)
+        ]
+        if isinstance(params.star_arg, cst.Param):
+            plist.append(Param(params.star_arg.name.value, "star"))
+        plist.extend(Param(p.name.value, "keyword") for p in params.kwonly_params)
+        if params.star_kwarg is not None:
+            plist.append(Param(params.star_kwarg.name.value, "starstar"))
+        is_route = any(
+            d is not None and len(d) >= 2 and d[-1] in ROUTE_METHODS for d in decorator_names
+        ) or any(
+            self._is_session_dependency(p.default) or self._annotated_dependency(p.annotation)
+            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+        )
+        func = _Func(qualname, kind, class_name, tuple(plist), is_route)
+        self.node_qualnames[id(node)] = qualname
+        self._scopes.append(func)
+
+    def _annotated_dependency(self, annotation: cst.Annotation | None) -> bool:
+        """`Annotated[AsyncSession, Depends(get_db)]` (as `legacy_rules.engine.context` reads it)."""
+        expr = annotation.annotation if annotation is not None else None
+        if not isinstance(expr, cst.Subscript) or (_dotted(expr.value) or ("",))[-1] != "Annotated":
+            return False
+        return any(
+            isinstance(element.slice, cst.Index)
+            and self._is_session_dependency(element.slice.value)
+            for element in expr.slice
+        )
+
+    def _is_session_dependency(self, default: cst.BaseExpression | None) -> bool:
+        if not isinstance(default, cst.Call) or not default.args:
+            return False
+        called = _dotted(default.func)
+        dependency = _dotted(default.args[0].value)
+        return bool(
+            called and called[-1] == "Depends" and dependency and dependency[-1] in self._deps
+        )
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        func = self._scopes.pop()
+        assert isinstance(func, _Func)
+        self.functions.append(func)
+
+    # imports -----------------------------------------------------------------------------
+
+    def _import_table(self) -> dict[str, ImportEntry]:
+        func = self._func()
+        return func.imports if func is not None else self.imports
+
+    def visit_Import(self, node: cst.Import) -> None:
+        table = self._import_table()
+        for alias in node.names:
+            dotted = _dotted(alias.name)
+            if dotted is None:
+                continue
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                table[alias.asname.name.value] = ImportEntry(".".join(dotted))
+            else:
+                table[dotted[0]] = ImportEntry(dotted[0])
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            return
+        table = self._import_table()
+        module = ".".join(_dotted(node.module) or ()) if node.module is not None else ""
+        for alias in node.names:
+            if not isinstance(alias.name, cst.Name):
+                continue
+            bound = alias.name.value
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                bound = alias.asname.name.value
+            table[bound] = ImportEntry(module, alias.name.value, len(node.relative))
+
+    # bindings ----------------------------------------------------------------------------
+
+    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
+        called = _dotted(value.func) if isinstance(value, cst.Call) else None
+        func = self._func()
+        if func is None:
+            if not self._scopes:  # module level: `adapter = Adapter()` singletons
+                for name in _target_names(target):
+                    single = isinstance(target, cst.Name) and called is not None
+                    if (
+                        single
+                        and self.instances.get(name, called) == called
+                        and name not in self.instance_conflicts
+                    ):
+                        assert called is not None
+                        self.instances[name] = called
+                    else:
+                        self.instances.pop(name, None)
+                        self.instance_conflicts.add(name)
+            return
+        if isinstance(target, cst.Name):
+            func.bind(target.value, called)
+            return
+        for name in _target_names(target):
+            func.bind(name, None)
+        if (
+            isinstance(target, cst.Attribute)
+            and isinstance(target.value, cst.Name)
+            and target.value.value == "self"
+            and func.qualname.endswith(".__init__")
+            and len(self._scopes) >= 2
+            and isinstance(owner := self._scopes[-2], _Class)
+        ):
+            attr = target.attr.value
+            if isinstance(value, cst.Name) and value.value in func.param_names:
+                owner.param_attrs[attr] = value.value
+            if called is None or owner.attrs.get(attr, called) != called:
+                owner.attr_conflicts.add(attr)
+            else:
+                owner.attrs[attr] = called
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._assign(target.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._assign(node.target, node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._assign(node.target, None)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._assign(node.target, node.value)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._assign(node.target, None)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._assign(node.target, None)
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        if node.name is not None:
+            self._assign(node.name.name, None)
+
+    # blocks ------------------------------------------------------------------------------
+
+    def _is_factory(self, called: Dotted) -> bool:
+        if called[-1] in self._factories:
+            return True
+        if len(called) == 1:
+            func = self._func()
+            entry = (func.imports.get(called[0]) if func else None) or self.imports.get(called[0])
+            return entry is not None and entry.name in self._factories
+        return False
+
+    def visit_With(self, node: cst.With) -> None:
+        func = self._func()
+        pushed = 0
+        for item in node.items:
+            call = item.item
+            bound = item.asname.name if item.asname is not None else None
+            if bound is not None and func is not None:
+                self._assign(bound, None)
+            if not isinstance(call, cst.Call):
+                continue
+            callee = call.func
+            if (
+                isinstance(callee, cst.Attribute)
+                and callee.attr.value == "begin"
+                and isinstance(callee.value, cst.Name)
+                and func is not None
+                and func.is_route
+            ):
+                self._blocks.append(_Block(callee.value.value, func))
+                pushed += 1
+            elif (
+                isinstance(bound, cst.Name)
+                and (called := _dotted(callee))
+                and self._is_factory(called)
+            ):
+                self._blocks.append(_Block(bound.value, func))
+                pushed += 1
+        self._pushed.append(pushed)
+
+    def leave_With(self, original_node: cst.With) -> None:
+        for _ in range(self._pushed.pop()):
+            self._blocks.pop()
+
+    # calls -------------------------------------------------------------------------------
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = self._func()
+        callee = node.func
+        if (
+            isinstance(callee, cst.Attribute)
+            and callee.attr.value in MANAGE_ACTIONS
+            and isinstance(callee.value, cst.Name)
+        ):
+            key = (callee.value.value, callee.attr.value)
+            self._manage_calls.setdefault(key, []).append(node)
+            if func is not None and key[0] in func.param_names:
+                func.manages.append((key[0], key[1], node))
+        elif (
+            isinstance(callee, cst.Attribute)
+            and callee.attr.value in MANAGE_ACTIONS
+            and isinstance(callee.value, cst.Attribute)
+            and isinstance(callee.value.value, cst.Name)
+            and callee.value.value.value == "self"
+        ):
+            attr = callee.value.attr.value
+            self._manage_calls.setdefault((f"self.{attr}", callee.attr.value), []).append(node)
+            owner = self._scopes[-2] if len(self._scopes) >= 2 else None
+            if func is not None and isinstance(owner, _Class) and owner.registered:
+                owner.attr_manages.setdefault(attr, (func.qualname, callee.attr.value, node))
+        if not node.args:
+            return
+        passed = list(passed_names(node))
+        if not passed:
+            return
+        shape = call_shape(callee)
+        if shape is None:
+            return
+        if func is not None:
+            for name, ref in passed:
+                if name in func.param_names:
+                    func.forwards.append(Forward(name, shape, ref))
+        seen: set[str] = set()
+        for block in self._blocks:
+            if block.func is not func or block.name in seen:
+                continue
+            for name, ref in passed:
+                if name == block.name:
+                    seen.add(name)
+                    self.sites.append(Site(shape, ref, name, func.qualname if func else None))
+                    break
+
+    # result ------------------------------------------------------------------------------
+
+    def finish(self) -> ModuleSummary:
+        """Build the summary, with the line of every commit/rollback/begin it records."""
+        wanted = [call for f in self.functions for (_, _, call) in f.manages]
+        wanted += [call for k in self.classes.values() for (_, _, call) in k.attr_manages.values()]
+        lines = self._manage_lines_by_text(self.text) if wanted and self.text is not None else {}
+        missing = [call for call in wanted if id(call) not in lines]
+        if missing:
+            from legacy_rules.engine.positions import resolve_spans
+
+            lines.update(
+                (key, span.line) for key, span in resolve_spans(self.module, missing).items()
+            )
+        functions: dict[str, FunctionSummary] = {}
+        for f in self.functions:
+            rebound = f.conflicts & f.param_names
+            manages: dict[str, Manage] = {}
+            for param, action, call in f.manages:
+                if param not in rebound and param not in manages:
+                    manages[param] = Manage(param, action, lines.get(id(call), 0))
+            owner = self.classes.get(f.class_name) if f.class_name else None
+            if owner is not None and f.qualname == f"{owner.name}.__init__":
+                for attr, param in owner.param_attrs.items():
+                    if attr in owner.attr_manages and param not in rebound | manages.keys():
+                        method, action, call = owner.attr_manages[attr]
+                        line = lines.get(id(call), 0)
+                        manages[param] = Manage(param, action, line, method, attr)
+            functions[f.qualname] = FunctionSummary(
+                qualname=f.qualname,
+                kind=f.kind,
+                class_name=f.class_name,
+                params=f.params,
+                manages=tuple(manages.values()),
+                forwards=tuple(fw for fw in f.forwards if fw.param not in rebound),
+                bindings={k: v for k, v in f.bindings.items() if k not in f.conflicts},
+                local_names=frozenset(f.local_names),
+                imports=dict(f.imports),
+            )
+        classes = {
+            name: ClassSummary(
+                name,
+                k.bases,
+                dict(k.methods),
+                {a: v for a, v in k.attrs.items() if a not in k.attr_conflicts},
+            )
+            for name, k in self.classes.items()
+        }
+        return ModuleSummary(
+            dict(self.imports), functions, classes, dict(self.instances), tuple(self.sites)
+        )
+
+    def _manage_lines_by_text(self, code: str) -> dict[int, int]:
+        """Lines of `name.commit(` style calls found by scanning the text.
+
+        Exact when the k-th such call in the tree is the k-th textual match (same count);
+        otherwise those calls are left out and `finish` falls back to computing positions.
+        """
+        found: dict[int, int] = {}
+        for (receiver, attr), calls in self._manage_calls.items():
+            pattern = re.compile(rf"(?<![\w.]){re.escape(receiver)}\s*\.\s*{attr}\s*\(")
+            matches = [m.start() for m in pattern.finditer(code)]
+            if len(matches) != len(calls):
+                continue
+            for call, offset in zip(calls, matches, strict=True):
+                found[id(call)] = code.count("\n", 0, offset) + 1
+        return found
+
+
+_ENTER: dict[type[cst.CSTNode], Callable[[SummaryBuilder, cst.CSTNode], None]] = {
+    getattr(cst, name[len("visit_") :]): getattr(SummaryBuilder, name)
+    for name in dir(SummaryBuilder)
+    if name.startswith("visit_")
+}
+_LEAVE: dict[type[cst.CSTNode], Callable[[SummaryBuilder, cst.CSTNode], None]] = {
+    getattr(cst, name[len("leave_") :]): getattr(SummaryBuilder, name)
+    for name in dir(SummaryBuilder)
+    if name.startswith("leave_")
+}
+
+_CACHE: LRUCache[tuple[bytes, Vocab], ModuleSummary | None] = LRUCache(maxsize=4096)
+_CACHE_LOCK = threading.Lock()
+#: How many summaries were computed (not served from the cache); tests and benchmarks read it.
+STATS = {"computed": 0}
+
+
+def summarize_tree(module: cst.Module, vocab: Vocab, text: str | None = None) -> ModuleSummary:
+    """Summarise an already parsed module (`text`, its source, makes lines cheaper)."""
+    builder = SummaryBuilder(module, vocab, text)
+    builder.walk(module)
+    STATS["computed"] += 1
+    return builder.finish()
+
+
+def parse_source(source: bytes) -> tuple[cst.Module, str] | None:
+    """Parse a module the way the engine does (decoding, CPython pre-check against
+    pathological nesting): (tree, text), or None when it cannot be analysed."""
+    text = decode(source)
+    if not isinstance(text, str):
+        return None
+    parsed = parse(text)
+    return (parsed, text) if isinstance(parsed, cst.Module) else None
+
+
+#: Source characters whose parsed trees `_TREES` keeps at most. A libcst tree takes ~30 bytes
+#: per source character (tracemalloc: 31.9 B/char over bench_app's 1,000 changed modules,
+#: 2.7 M characters; 29.7 B/char over rules/ and bot/), so this is ~60 MB of trees.
+TREE_CACHE_CHARS = 2_000_000
+
+
+class _KeptTree(NamedTuple):
+    module: cst.Module
+    chars: int  # len() of the text it was parsed from: its share of `TREE_CACHE_CHARS`
+
+
+#: Trees parsed to follow calls, kept for the engine to audit the same text without parsing
+#: it again (`take_tree`); keyed by the decoded source text, bounded by its total length.
+_TREES: LRUCache[str, _KeptTree] = LRUCache(maxsize=TREE_CACHE_CHARS, getsizeof=attrgetter("chars"))
+
+
+def _keep_tree(text: str, module: cst.Module) -> bool:
+    """Keep `module` for `take_tree(text)`; False when the text alone is over the budget."""
+    with _CACHE_LOCK:
+        try:
+            _TREES[text] = _KeptTree(module, len(text))
+        except ValueError:  # larger than the whole budget: not kept
+            return False
+    return True
+
+
+def take_tree(text: str) -> cst.Module | None:
+    """The tree of `text` if `summarize(..., share_tree=True)` kept it (once; then None).
+
+    The engine calls this before parsing: in a CLI run a callee module is often audited
+    after the file that calls into it, and in the app a changed file is audited by the
+    worker process that summarised it; this saves the second parse.
+    """
+    if not _TREES:
+        return None
+    with _CACHE_LOCK:
+        kept = _TREES.pop(text, None)
+    return kept.module if kept is not None else None
+
+
+def kept_trees() -> tuple[int, int]:
+    """(trees, source characters) that this process keeps for `take_tree`."""
+    with _CACHE_LOCK:
+        return len(_TREES), int(_TREES.currsize)
+
+
+def summarize(
+    source: bytes, vocab: Vocab = Vocab(), *, share_tree: bool = False
+) -> ModuleSummary | None:
+    """The summary of a module's bytes (None if it does not parse), cached by the SHA-1 of
+    the bytes (and the vocabulary). `share_tree` keeps the parsed tree for `take_tree`."""
+    return summarize_sharing(source, vocab, share_tree=share_tree)[0]
+
+
+def summarize_sharing(
+    source: bytes, vocab: Vocab = Vocab(), *, share_tree: bool = True
+) -> tuple[ModuleSummary | None, bool]:
+    """`summarize`, and whether this call kept the parsed tree for `take_tree` (not when the
+    summary came from the cache, nothing parsed, or the text is over `TREE_CACHE_CHARS`)."""
+    key = (hashlib.sha1(source).digest(), vocab)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key], False
+    result: ModuleSummary | None = None
+    kept = False
+    try:
+        parsed = parse_source(source)
+        if parsed is not None:
+            result = summarize_tree(parsed[0], vocab, parsed[1])
+            if share_tree:
+                kept = _keep_tree(parsed[1], parsed[0])
+    except (RecursionError, MemoryError):
+        result = None
+    with _CACHE_LOCK:
+        _CACHE[key] = result
+    return result, kept
+
+
+def remember_summary(source: bytes, vocab: Vocab, summary: ModuleSummary | None) -> None:
+    """Cache a summary computed elsewhere (the app computes them in worker processes), so
+    that `summarize` of the same bytes returns it without parsing."""
+    with _CACHE_LOCK:
+        _CACHE[(hashlib.sha1(source).digest(), vocab)] = summary
+
+
+def clear_cache() -> None:
+    """Forget cached summaries (tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _TREES.clear()
+    STATS["computed"] = 0
+
+
+# --- the project index ---------------------------------------------------------------------
+
+
+Loader = Callable[[str], "bytes | None"]
+AsyncFetcher = Callable[[str], Awaitable["bytes | None"]]
+
+
+class DiskLoader:
+    """`load(path)` for `ProjectIndex`: the file's bytes under `root` (picklable)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __call__(self, path: str) -> bytes | None:
+        file = self.root / path
+        try:
+            if file.stat().st_size > MAX_FILE_BYTES:
+                return None
+            return file.read_bytes()
+        except OSError:
+            return None
+
+
+class ProjectIndex:
+    """The repository's Python modules, for following calls across files (TX007).
+
+    `paths` are all repo-relative `.py` paths ("/"-separated). Sources come from `add_source`
+    (already in memory) or the optional synchronous `load(path) -> bytes | None`. Without a
+    loader, a module that resolution needs but does not have is recorded in `missing`, which
+    is how the app learns what to fetch (`modules_needed`, `prefetch`).
+
+    At most `max_modules` modules are loaded for resolution (None: no limit; modules given
+    with `add_source` do not count); past that, resolution stops following calls into new
+    modules, `limit_hit` becomes True and the modules not followed are in `skipped`.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str],
+        load: Loader | None = None,
+        *,
+        max_modules: int | None = 100,
+        config: object = None,
+        root: Path | None = None,
+        share_trees: bool | None = None,
+    ) -> None:
+        self.paths: frozenset[str] = frozenset(
+            p.replace("\\", "/").strip("/") for p in paths if p.endswith(".py")
+        )
+        self.load = load
+        self.max_modules = max_modules
+        #: Keep parsed callee trees for the engine (`take_tree`): on by default with a loader
+        #: (the CLI, where the engine runs in the same process), off without (the app).
+        self.share_trees = load is not None if share_trees is None else share_trees
+        self.vocab = Vocab.from_config(config) if config is not None else Vocab()
+        self.root = root.resolve() if root is not None else None
+        self.limit_hit = False
+        self.skipped: set[str] = set()
+        self.missing: set[str] = set()
+        self.loaded: set[str] = set()
+        self._summaries: dict[str, ModuleSummary | None] = {}
+        self._lock = threading.Lock()
+        self._packages = {
+            p.rsplit("/", 1)[0] if "/" in p else "" for p in self.paths if p.endswith("__init__.py")
+        }
+        #: dotted module name -> [(root prefix, path)]
+        self._by_name: dict[str, list[tuple[str, str]]] = {}
+        self._root_of: dict[str, str] = {}
+        for path in sorted(self.paths):
+            parts = path[:-3].split("/")
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            for i in range(len(parts)):
+                root_dir = "/".join(parts[:i])
+                if not self._is_root(root_dir, parts[i]):
+                    continue
+                self._by_name.setdefault(".".join(parts[i:]), []).append((root_dir, path))
+                # the longest valid root wins: src/app/x.py is app.x, not src.app.x
+                self._root_of[path] = root_dir
+
+    def _is_root(self, root: str, first: str) -> bool:
+        """Whether `root` can be an import root: the repo root, a `src` folder, or a folder
+        that is not a package itself but holds one."""
+        if root == "":
+            return True
+        if root.split("/")[-1] in ("src", "lib", "python"):
+            return True
+        return root not in self._packages and f"{root}/{first}" in self._packages
+
+    @classmethod
+    def from_disk(
+        cls, root: Path, config: object = None, *, max_modules: int | None = None
+    ) -> ProjectIndex:
+        """Index every `.py` file under `root`, read lazily from disk.
+
+        Paths are relative to `root`: build it with the root the CLI makes its paths
+        relative to. No module cap by default: reading the disk is cheap; the cap is for the
+        app's fetches.
+        """
+        root = Path(root)
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS]
+            rel = Path(dirpath).relative_to(root).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            found.extend(prefix + f for f in filenames if f.endswith(".py"))
+
+        return cls(found, DiskLoader(root), max_modules=max_modules, config=config, root=root)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (the app hands the index to engine worker processes)."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # names <-> paths ---------------------------------------------------------------------
+
+    def normalize(self, path: str) -> str:
+        """The index's form of a path given by the engine ("./a.py", absolute under root)."""
+        path = path.replace("\\", "/")
+        while path.startswith("./"):
+            path = path[2:]
+        if path in self.paths or self.root is None:
+            return path
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except (ValueError, OSError):
+            return path
+
+    def module_name(self, path: str) -> str | None:
+        """`app.services.x` for `app/services/x.py` or `src/app/services/x.py`."""
+        root = self._root_of.get(path)
+        if root is None:
+            return None
+        rel = path[len(root) + 1 :] if root else path
+        parts = rel[:-3].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        return ".".join(parts)
+
+    def path_for_module(self, name: str, importer: str | None = None) -> str | None:
+        """The file of module `name`, preferring the importer's import root; None if absent
+        or ambiguous."""
+        candidates = self._by_name.get(name)
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return candidates[0][1]
+        if importer is not None:
+            mine = self._root_of.get(importer)
+            same = [path for root, path in candidates if root == mine]
+            if len(same) == 1:
+                return same[0]
+        top = [path for root, path in candidates if root == ""]
+        return top[0] if len(top) == 1 else None
+
+    def is_package(self, path: str) -> bool:
+        return path.endswith("/__init__.py") or path == "__init__.py"
+
+    # sources -----------------------------------------------------------------------------
+
+    def add_source(self, path: str, source: bytes | None) -> None:
+        """Provide a module's bytes (audited files, or what the app fetched); not counted
+        against `max_modules`."""
+        path = self.normalize(path)
+        with self._lock:
+            self.missing.discard(path)
+        self._summaries[path] = summarize(source, self.vocab) if source is not None else None
+
+    def has(self, path: str) -> bool:
+        return path in self._summaries
+
+    def summary(self, path: str) -> ModuleSummary | None:
+        """A module's summary, loading it if allowed; None if absent, unparsable, not yet
+        fetched (recorded in `missing`) or past the module cap (recorded in `skipped`)."""
+        if path in self._summaries:
+            return self._summaries[path]
+        if path not in self.paths:
+            return None
+        with self._lock:
+            if self.max_modules is not None and len(self.loaded) >= self.max_modules:
+                self.limit_hit = True
+                self.skipped.add(path)
+                return None
+            if self.load is None:
+                self.missing.add(path)
+                return None
+            self.loaded.add(path)
+        source = self.load(path)
+        result = (
+            summarize(source, self.vocab, share_tree=self.share_trees)
+            if source is not None
+            else None
+        )
+        self._summaries[path] = result
+        return result
+
+    def modules_needed(self, path: str, source: bytes | None = None) -> set[str]:
+        """Paths of the modules that resolving `path`'s call sites needs and the index does
+        not have yet. Empty when everything needed is in memory (or the cap was reached)."""
+        path = self.normalize(path)
+        if source is not None and path not in self._summaries:
+            self.add_source(path, source)
+        summary = self._summaries.get(path)
+        if summary is None or not summary.sites:
+            return set()
+        before = set(self.missing)
+        self.missing.clear()
+        callee_violations(summary, path, self)
+        needed = set(self.missing)
+        self.missing |= before
+        return needed
+
+    def _summarize_all(self, sources: Sequence[bytes | None]) -> list[ModuleSummary | None]:
+        return [summarize(s, self.vocab) if s is not None else None for s in sources]
+
+    @classmethod
+    async def prefetched(
+        cls,
+        paths: Iterable[str],
+        sources: Mapping[str, bytes],
+        fetch: AsyncFetcher,
+        config: object = None,
+        *,
+        concurrency: int = 8,
+    ) -> ProjectIndex:
+        """The app's index for one audit: every `.py` path of the head tree, the audited
+        files' `sources`, and the modules their calls lead to fetched with `fetch(path)`
+        (level by level, concurrently, at most `config.max_callee_modules`)."""
+        cap = getattr(config, "max_callee_modules", 100)
+        index = cls(paths, None, max_modules=cap, config=config)
+
+        def add_all() -> None:
+            for path, source in sources.items():
+                index.add_source(path, source)
+
+        await asyncio.to_thread(add_all)  # parsing is CPU work: keep the event loop free
+        await index.prefetch(list(sources), fetch, concurrency=concurrency)
+        return index
+
+    def limit_note(self) -> str | None:
+        """One sentence for the audit summary when the module cap cut TX007's search."""
+        if not self.limit_hit:
+            return None
+        more = len(self.skipped)
+        return (
+            f"TX007 followed calls into {len(self.loaded)} modules (max_callee_modules); "
+            f"{more} more {'was' if more == 1 else 'were'} not read, so calls into "
+            f"{'it were' if more == 1 else 'them were'} not checked."
+        )
+
+    async def prefetch(
+        self, paths: Iterable[str], fetch: AsyncFetcher, *, concurrency: int = 8
+    ) -> None:
+        """Fetch, level by level and concurrently, every module that TX007 needs to follow the
+        calls made by `paths` (already given with `add_source`). Stops at `max_modules`."""
+        start = [self.normalize(p) for p in paths]
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(path: str) -> tuple[str, bytes | None]:
+            async with semaphore:
+                return path, await fetch(path)
+
+        for _ in range(4 * (MAX_DEPTH + 2)):  # levels, including re-export hops
+            needed: set[str] = set()
+            for path in start:
+                needed |= self.modules_needed(path)
+            needed -= set(self._summaries)
+            if not needed:
+                return
+            room = None if self.max_modules is None else self.max_modules - len(self.loaded)
+            batch = sorted(needed)
+            if room is not None and len(batch) > room:
+                self.limit_hit = True
+                self.skipped.update(batch[max(room, 0) :])
+                batch = batch[: max(room, 0)]
+            if not batch:
+                return
+            self.loaded.update(batch)
+            fetched = await asyncio.gather(*(one(p) for p in batch))
+            sources = [source for _, source in fetched]
+            summaries = await asyncio.to_thread(self._summarize_all, sources)
+            for (path, _), summary in zip(fetched, summaries, strict=True):
+                self._summaries[path] = summary
+                self.missing.discard(path)
+
+
+# --- resolution ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """A resolved name: module, function, class, or instance of a class."""
+
+    kind: str  # module | function | class | instance
+    path: str | None  # file of the module / definition
+    name: str  # module name, function qualname, class name
+    cls: tuple[str, str] | None = None  # for instance: (path, class name)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A function or method a call resolves to, and the parameter that gets the session."""
+
+    path: str
+    qualname: str
+    param: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """How a call site leads to a transaction being managed."""
+
+    hops: tuple[Target, ...]  # the callee first, the function that manages it last
+    action: str
+    line: int
+
+
+class Resolver:
+    """Resolves calls of one audited module, in memory and through an optional index."""
+
+    def __init__(self, summary: ModuleSummary, path: str, index: ProjectIndex | None) -> None:
+        self.summary = summary
+        self.path = path
+        self.index = index
+        self._memo: dict[tuple[str, str, str, int], Chain | None] = {}
+
+    # modules -----------------------------------------------------------------------------
+
+    def _module(self, path: str) -> ModuleSummary | None:
+        if path == self.path:
+            return self.summary
+        return self.index.summary(path) if self.index is not None else None
+
+    def _module_ref(self, name: str, importer: str) -> _Ref | None:
+        if self.index is None:
+            return None
+        path = self.index.path_for_module(name, importer)
+        return _Ref("module", path, name)
+
+    def _absolute(self, entry: ImportEntry, importer: str) -> str | None:
+        if entry.level == 0:
+            return entry.module
+        if self.index is None:
+            return None
+        own = self.index.module_name(importer)
+        if own is None:
+            return None
+        package = own.split(".") if self.index.is_package(importer) else own.split(".")[:-1]
+        if entry.level - 1 > len(package):
+            return None
+        base = package[: len(package) - (entry.level - 1)]
+        return ".".join([*base, *([entry.module] if entry.module else [])])
+
+    # names -------------------------------------------------------------------------------
+
+    def _name(
+        self, path: str, name: str, func: FunctionSummary | None, seen: frozenset[str]
+    ) -> _Ref | None:
+        """What `name` means in module `path` (in function `func` when given)."""
+        if func is not None:
+            if name in func.imports:
+                return self._import(path, func.imports[name], seen)
+            if name in func.local_names:
+                return None
+        module = self._module(path)
+        if module is None:
+            return None
+        if name in module.functions:
+            return _Ref("function", path, name)
+        if name in module.classes:
+            return _Ref("class", path, name)
+        if name in module.instances:
+            klass = self._parts(path, module.instances[name], None, seen)
+            if klass is not None and klass.kind == "class":
+                return _Ref("instance", klass.path, klass.name, (klass.path or "", klass.name))
+            return None
+        if name in module.imports:
+            return self._import(path, module.imports[name], seen)
+        return None
+
+    def _import(self, path: str, entry: ImportEntry, seen: frozenset[str]) -> _Ref | None:
+        module = self._absolute(entry, path)
+        if module is None:
+            return None
+        if entry.name is None:
+            return self._module_ref(module, path)
+        ref = self._module_ref(module, path)
+        if ref is None:
+            return None
+        found = self._attr(ref, entry.name, seen)
+        if found is not None:
+            return found
+        return self._module_ref(f"{module}.{entry.name}", path)
+
+    def _attr(self, ref: _Ref, name: str, seen: frozenset[str]) -> _Ref | None:
+        if ref.kind == "module":
+            if ref.path is not None:
+                key = f"{ref.path}:{name}"
+                if key in seen or len(seen) > 12:
+                    return None
+                found = self._name(ref.path, name, None, seen | {key})
+                if found is not None:
+                    return found
+            return self._module_ref(
+                f"{ref.name}.{name}", self.path if ref.path is None else ref.path
+            )
+        if ref.kind in ("class", "instance"):
+            return None  # methods are handled by `_method`
+        return None
+
+    def _parts(
+        self,
+        path: str,
+        parts: Dotted,
+        func: FunctionSummary | None,
+        seen: frozenset[str] = frozenset(),
+    ) -> _Ref | None:
+        ref = self._name(path, parts[0], func, seen)
+        for part in parts[1:]:
+            if ref is None or ref.kind != "module":
+                return None
+            ref = self._attr(ref, part, seen)
+        if ref is not None and ref.kind == "module" and ref.path is None:
+            return None
+        return ref
+
+    def _method(
+        self, path: str, klass: str, name: str, depth: int = 0
+    ) -> tuple[str, ClassSummary, str] | None:
+        """(path, class, kind) of method `name` on class `klass` in `path`, walking bases."""
+        module = self._module(path)
+        if module is None or klass not in module.classes or depth > 5:
+            return None
+        summary = module.classes[klass]
+        if name in summary.methods:
+            return path, summary, summary.methods[name]
+        for base in summary.bases:
+            ref = self._parts(path, base, None)
+            if ref is not None and ref.kind == "class" and ref.path is not None:
+                found = self._method(ref.path, ref.name, name, depth + 1)
+                if found is not None:
+                    return found
+        return None
+
+    # calls -------------------------------------------------------------------------------
+
+    def resolve(
+        self, path: str, shape: CallShape, func: FunctionSummary | None, arg: ArgRef
+    ) -> Target | None:
+        """The function a call in `path` (inside `func`) reaches, and the parameter that
+        receives the argument at `arg`; None when anything is uncertain."""
+        bound: tuple[str, str, str] | None = None  # (path, class, method) on an instance
+        plain: _Ref | None = None
+        unbound: tuple[str, str, str] | None = None  # (path, class, method) via the class
+        parts = shape.parts
+        if shape.ctor is not None:
+            klass = self._parts(path, shape.ctor, func)
+            if klass is None or klass.kind != "class" or klass.path is None or len(parts) != 1:
+                return None
+            bound = (klass.path, klass.name, parts[0])
+        elif (
+            func is not None
+            and func.class_name is not None
+            and parts[0] in ("self", "cls")
+            and parts[0] in {p.name for p in func.params[:1]}
+        ):
+            if len(parts) == 2 and parts[0] == "self":
+                bound = (path, func.class_name, parts[1])
+            elif len(parts) == 2:
+                unbound = (path, func.class_name, parts[1])
+            elif len(parts) == 3 and parts[0] == "self":
+                module = self._module(path)
+                owner = module.classes.get(func.class_name) if module else None
+                if owner is None or parts[1] not in owner.attrs:
+                    return None
+                klass = self._parts(path, owner.attrs[parts[1]], None)
+                if klass is None or klass.kind != "class" or klass.path is None:
+                    return None
+                bound = (klass.path, klass.name, parts[2])
+            else:
+                return None
+        elif func is not None and parts[0] in func.bindings and len(parts) == 2:
+            klass = self._parts(path, func.bindings[parts[0]], func)
+            if klass is None or klass.kind != "class" or klass.path is None:
+                return None
+            bound = (klass.path, klass.name, parts[1])
+        else:
+            ref = self._parts(path, parts, func)
+            if ref is None and len(parts) >= 2:
+                owner_ref = self._parts(path, parts[:-1], func)
+                if owner_ref is not None and owner_ref.kind == "class" and owner_ref.path:
+                    unbound = (owner_ref.path, owner_ref.name, parts[-1])
+                elif owner_ref is not None and owner_ref.kind == "instance" and owner_ref.cls:
+                    bound = (owner_ref.cls[0], owner_ref.cls[1], parts[-1])
+                else:
+                    return None
+            elif ref is None:
+                return None
+            elif ref.kind == "function":
+                plain = ref
+            elif ref.kind == "class" and ref.path is not None:
+                bound = (ref.path, ref.name, "__init__")  # the constructor
+            else:
+                return None
+        if plain is not None:
+            assert plain.path is not None
+            module = self._module(plain.path)
+            target = module.functions.get(plain.name) if module else None
+            return self._map(plain.path, target, 0, arg)
+        via_instance = bound is not None
+        where = bound or unbound
+        assert where is not None
+        found = self._method(*where)
+        if found is None:
+            return None
+        method_path, klass_summary, kind = found
+        module = self._module(method_path)
+        target = module.functions.get(f"{klass_summary.name}.{where[2]}") if module else None
+        if kind == "staticmethod":
+            skip = 0
+        elif kind == "classmethod":
+            skip = 1
+        else:
+            skip = 1 if via_instance else 0
+        return self._map(method_path, target, skip, arg)
+
+    @staticmethod
+    def _map(path: str, target: FunctionSummary | None, skip: int, arg: ArgRef) -> Target | None:
+        if target is None:
+            return None
+        if arg.keyword is not None:
+            for param in target.params[skip:]:
+                if param.name == arg.keyword and param.kind in ("positional", "keyword"):
+                    return Target(path, target.qualname, param.name)
+            return None
+        positional = [p for p in target.params if p.kind == "positional"]
+        index = (arg.position or 0) + skip
+        if index < len(positional):
+            return Target(path, target.qualname, positional[index].name)
+        return None
+
+    def chain(self, target: Target, depth: int = 1) -> Chain | None:
+        """How `target` (reached at `depth`) manages the session it receives, if it does."""
+        key = (target.path, target.qualname, target.param, depth)
+        if key in self._memo:
+            return self._memo[key]
+        self._memo[key] = None  # cycle guard
+        module = self._module(target.path)
+        func = module.functions.get(target.qualname) if module else None
+        result: Chain | None = None
+        if func is not None:
+            for manage in func.manages:
+                if manage.param == target.param:
+                    hops: tuple[Target, ...] = (target,)
+                    if manage.method is not None:  # stored by the constructor
+                        hops += (Target(target.path, manage.method, f"self.{manage.attr}"),)
+                    result = Chain(hops, manage.action, manage.line)
+                    break
+            if result is None and depth < MAX_DEPTH:
+                for forward in func.forwards:
+                    if forward.param != target.param:
+                        continue
+                    nxt = self.resolve(target.path, forward.shape, func, forward.arg)
+                    if nxt is None:
+                        continue
+                    sub = self.chain(nxt, depth + 1)
+                    if sub is not None:
+                        result = Chain((target, *sub.hops), sub.action, sub.line)
+                        break
+        self._memo[key] = result
+        return result
+
+
+def describe(name: str, chain: Chain) -> str:
+    """The TX007 message: one sentence naming the callee, and the file and line where the
+    session is committed, rolled back or begun."""
+    hops = list(chain.hops)
+    verb = MANAGE_ACTIONS[chain.action]
+    if hops[-1].param.startswith("self.") and len(hops) >= 2:
+        # `C(session)` keeps it as `self.x`; a method of C manages it
+        last = hops.pop()
+        keeper = hops[-1].qualname.removesuffix(".__init__")
+        where = f"`{keeper}`, which keeps it as `{last.param}` and `{last.qualname}` "
+        where += f"({last.path}:{chain.line})"
+    else:
+        last = hops[-1]
+        where = f"`{last.qualname}` ({last.path}:{chain.line})"
+    if len(hops) == 1:
+        route = f"to {where}"
+    else:
+        via = ", ".join(f"`{hop.qualname}`" for hop in hops[1:-1])
+        route = f"to `{hops[0].qualname}`, which passes it on"
+        route += f" through {via}" if via else ""
+        route += f" to {where}"
+    return (
+        f"Passes `{name}` {route}, which {verb}; "
+        "the block that owns the session must own its transaction."
+    )
+
+
+def callee_violations(
+    summary: ModuleSummary,
+    path: str,
+    index: ProjectIndex | None = None,
+    sites: Sequence[Site] | None = None,
+) -> list[tuple[Site, Chain]]:
+    """The call sites of a module (all of them unless `sites` is given) whose callee
+    manages the session, with the chain that leads there."""
+    if index is not None:
+        path = index.normalize(path)
+    resolver = Resolver(summary, path, index)
+    result: list[tuple[Site, Chain]] = []
+    for site in summary.sites if sites is None else sites:
+        func = summary.functions.get(site.function) if site.function else None
+        target = resolver.resolve(path, site.shape, func, site.arg)
+        chain = resolver.chain(target) if target is not None else None
+        if chain is not None:
+            result.append((site, chain))
+    return result
+
+
+RULE_ID = "TX007"
+
+
+def quick_reject(source: bytes, vocab: Vocab) -> bool:
+    """True when a module cannot contain a TX007 call site (no factory name, no `begin`)."""
+    if b"begin" in source:
+        return False
+    return not any(name.encode() in source for name in vocab.session_factories)
