@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Rule, Valid
@@ -135,6 +135,6 @@ class RawSqlText(Rule):
         ),
     )
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         if not self.ctx.in_engine_config and self.ctx.is_sql_text_call(node):
             self.report(node)

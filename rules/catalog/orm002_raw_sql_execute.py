@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.context import Scope
 from rules.engine.model import Severity
@@ -131,22 +131,22 @@ class RawSqlExecute(Rule):
         ),
     )
 
-    def visit_Module(self, node: cst.Module) -> None:
-        self._pending: dict[int, list[tuple[cst.Call, str, str]]] = {}
+    def visit_Module(self, node: ast.Module) -> None:
+        self._pending: dict[int, list[tuple[ast.Call, str, str]]] = {}
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         if not is_execute_call(node) or self.ctx.in_engine_config:
             return
-        assert isinstance(node.func, cst.Attribute)
-        method = node.func.attr.value
+        assert isinstance(node.func, ast.Attribute)
+        method = node.func.attr
         statement = statement_argument(node)
         if statement is None:
             return
         if is_stringish(statement):
             self.report(node, method=method)
-        elif isinstance(statement, cst.Name):
+        elif isinstance(statement, ast.Name):
             scope = self.ctx.scope
-            self._pending.setdefault(id(scope), []).append((node, statement.value, method))
+            self._pending.setdefault(id(scope), []).append((node, statement.id, method))
 
     def _flush(self, scope: Scope) -> None:
         for call, name, method in self._pending.pop(id(scope), ()):
@@ -154,11 +154,11 @@ class RawSqlExecute(Rule):
             if values and all(v is not None and is_stringish(v) for v in values):
                 self.report(call, method=method)
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, node: ast.FunctionDef) -> None:
         self._flush(self.ctx.scope)
 
-    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, node: ast.ClassDef) -> None:
         self._flush(self.ctx.scope)
 
-    def leave_Module(self, node: cst.Module) -> None:
+    def leave_Module(self, node: ast.Module) -> None:
         self._flush(self.ctx.scope)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.config import Config
+from rules.engine.context import call_arguments
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Rule, Valid
 from rules.engine.sql import (
     TRIGGER_WORDS,
     is_execute_call,
+    is_string_literal,
     is_stringish,
     looks_like_sql,
     raw_has_keyword,
     statement_argument,
     string_value,
 )
-
-_STRINGS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 
 
 class SqlString(Rule):
@@ -136,64 +136,52 @@ class SqlString(Rule):
     def triggers(cls, config: Config) -> tuple[str, ...]:
         return TRIGGER_WORDS
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self._exempt: set[int] = set()
-        self._muted_args: set[int] = set()
-        self._mute = 0
+        self._muted: set[int] = set()
         self._in_string = 0
 
-    def visit_Expr(self, node: cst.Expr) -> None:
-        if isinstance(node.value, _STRINGS):
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if is_string_literal(node.value):
             self._exempt.add(id(node.value))  # docstrings and other bare string statements
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         # The statement argument of text()/execute() is ORM001's / ORM002's to report.
-        if not node.args:
+        if not node.args and not node.keywords:
             return
+        muted: ast.AST | None = None
         if self.ctx.is_sql_text_call(node):
-            self._muted_args.add(id(node.args[0]))
+            muted = call_arguments(node)[0].value
         elif is_execute_call(node):
             statement = statement_argument(node)
             if statement is not None and is_stringish(statement):
-                for arg in node.args:
-                    if arg.value is statement:
-                        self._muted_args.add(id(arg))
+                muted = statement
+        if muted is not None:
+            self._muted.update(id(n) for n in ast.walk(muted) if is_string_literal(n))
 
-    def visit_Arg(self, node: cst.Arg) -> None:
-        if id(node) in self._muted_args:
-            self._mute += 1
-
-    def leave_Arg(self, node: cst.Arg) -> None:
-        if id(node) in self._muted_args:
-            self._mute -= 1
-
-    def _visit_string(self, node: cst.BaseExpression) -> None:
+    def _visit_string(self, node: ast.AST) -> None:
         self._in_string += 1
-        if self._in_string > 1 or self._mute or self.ctx.in_engine_config:
+        if self._in_string > 1 or id(node) in self._muted or self.ctx.in_engine_config:
             return
-        if id(node) in self._exempt or not raw_has_keyword(node):
+        if id(node) in self._exempt or not raw_has_keyword(node, self.ctx.source_of(node)):
             return
         text = string_value(node)
         if text is not None and looks_like_sql(text):
             self.report(node)
 
-    def _leave_string(self, node: cst.BaseExpression) -> None:
+    def _leave_string(self, node: ast.AST) -> None:
         self._in_string -= 1
 
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str | bytes):
+            self._visit_string(node)
+
+    def leave_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str | bytes):
+            self._leave_string(node)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
         self._visit_string(node)
 
-    def leave_SimpleString(self, node: cst.SimpleString) -> None:
-        self._leave_string(node)
-
-    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> None:
-        self._visit_string(node)
-
-    def leave_ConcatenatedString(self, node: cst.ConcatenatedString) -> None:
-        self._leave_string(node)
-
-    def visit_FormattedString(self, node: cst.FormattedString) -> None:
-        self._visit_string(node)
-
-    def leave_FormattedString(self, node: cst.FormattedString) -> None:
+    def leave_JoinedStr(self, node: ast.JoinedStr) -> None:
         self._leave_string(node)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
+from libcst.metadata import PositionProvider
 
 from rules.engine.context import BEGIN, receiver_call
 from rules.engine.model import Fix, Severity
@@ -191,7 +193,7 @@ class NestedTransaction(Rule):
         ),
     )
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         target = receiver_call(node)
         if target is None or target[1] != BEGIN:
             return
@@ -207,16 +209,23 @@ class NestedTransaction(Rule):
         if why is None:
             return
         reported = self.ctx.statement_of_call(node)
-        fix = _unwrap_begin_block if isinstance(reported, cst.With) else None
+        fix = _unwrap_begin_block if isinstance(reported, ast.With | ast.AsyncWith) else None
         self.report(reported, fix=fix, name=name, why=why)
 
 
 def _unwrap_begin_block(data: FixInput) -> Fix | None:
-    """Remove the ``with X.begin():`` line and dedent its body, when that is safe."""
+    """Remove the ``with X.begin():`` line and dedent its body, when that is safe. The
+    statement is found again in the file's libcst tree, which keeps the formatting."""
     node = data.node
-    if not isinstance(node, cst.With) or len(node.items) != 1 or node.items[0].asname is not None:
+    if not isinstance(node, ast.With | ast.AsyncWith) or len(node.items) != 1:
         return None
-    body = node.body
+    if node.items[0].optional_vars is not None:
+        return None
+    module = data.libcst_module()
+    found = _libcst_with_at(module, data.span.line, data.span.column)
+    if found is None:
+        return None
+    body = found.body
     if not isinstance(body, cst.IndentedBlock) or body.header.comment is not None:
         return None
     start, end = data.span.line, data.span.end_line
@@ -227,10 +236,10 @@ def _unwrap_begin_block(data: FixInput) -> Fix | None:
     outer = header[: data.span.column - 1]
     if outer.strip() or not _WITH_HEADER.match(header):
         return None
-    body_code = data.module.code_for_node(body)
+    body_code = module.code_for_node(body)
     if '"""' in body_code or "'''" in body_code or "\\\n" in body_code or "\\\r" in body_code:
         return None  # dedenting could change the contents of a multi-line string
-    indent = outer + (body.indent if body.indent is not None else data.module.default_indent)
+    indent = outer + (body.indent if body.indent is not None else module.default_indent)
     # Comment lines right after the body, at its indentation, belong to it.
     follow = end
     while follow < len(lines) and lines[follow].startswith(indent):
@@ -248,3 +257,17 @@ def _unwrap_begin_block(data: FixInput) -> Fix | None:
         else:
             return None
     return Fix(start_line=start, end_line=end, replacement="".join(replacement))
+
+
+def _libcst_with_at(module: cst.Module, line: int, column: int) -> cst.With | None:
+    """The libcst ``with`` statement that starts at (line, column)."""
+    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+    for node, span in positions.items():
+        if (
+            isinstance(node, cst.With)
+            and span.start.line == line
+            and span.start.column + 1 == column
+        ):
+            return node
+    return None

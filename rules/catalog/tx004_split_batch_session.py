@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.config import Config
 from rules.engine.context import FactoryBlock
@@ -166,7 +166,7 @@ class SplitBatchSession(Rule):
     def triggers(cls, config: Config) -> tuple[str, ...]:
         return tuple(f.rsplit(".", 1)[-1] for f in config.session_factories)
 
-    def visit_With(self, node: cst.With) -> None:
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         blocks = self.ctx.blocks_of(node)
         if not blocks:
             return

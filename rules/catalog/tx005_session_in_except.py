@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.config import Config
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Rule, Valid
+from rules.engine.syntax import ExceptStarHandler, Finally
 
 
 class SessionInExcept(Rule):
@@ -141,27 +142,27 @@ class SessionInExcept(Rule):
     def triggers(cls, config: Config) -> tuple[str, ...]:
         return tuple(f.rsplit(".", 1)[-1] for f in config.session_factories)
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self._clauses: list[str] = []
 
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         self._clauses.append("except")
 
-    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+    def leave_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         self._clauses.pop()
 
-    def visit_ExceptStarHandler(self, node: cst.ExceptStarHandler) -> None:
+    def visit_ExceptStarHandler(self, node: ExceptStarHandler) -> None:
         self._clauses.append("except*")
 
-    def leave_ExceptStarHandler(self, node: cst.ExceptStarHandler) -> None:
+    def leave_ExceptStarHandler(self, node: ExceptStarHandler) -> None:
         self._clauses.pop()
 
-    def visit_Finally(self, node: cst.Finally) -> None:
+    def visit_Finally(self, node: Finally) -> None:
         self._clauses.append("finally")
 
-    def leave_Finally(self, node: cst.Finally) -> None:
+    def leave_Finally(self, node: Finally) -> None:
         self._clauses.pop()
 
-    def visit_With(self, node: cst.With) -> None:
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         if any(block.in_handler for block in self.ctx.blocks_of(node)):
             self.report(node, clause=self._clauses[-1] if self._clauses else "except")

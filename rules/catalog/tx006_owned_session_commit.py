@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.context import COMMIT_METHODS, receiver_call
 from rules.engine.model import Severity
@@ -118,7 +118,7 @@ class OwnedSessionCommit(Rule):
         ),
     )
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         target = receiver_call(node)
         if target is None or target[1] not in COMMIT_METHODS:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from rules.engine.callgraph import (
     FunctionSummary,
@@ -240,8 +240,8 @@ class CalleeManagesTransaction(Rule):
             self._resolver = Resolver(summary, path, project)
         return self._resolver
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if not node.args:
+    def visit_Call(self, node: ast.Call) -> None:
+        if not node.args and not node.keywords:
             return
         scope = self.ctx.scope
         owned = {block.name for block in scope.open_blocks if block.name is not None}

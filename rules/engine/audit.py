@@ -4,8 +4,9 @@ Public API (used by the CLI and the app; keep these signatures):
 
     audit_source(source: bytes, path: str, config: Config, *,
                  project: object | None = None) -> FileResult
-        Decode (PEP 263 cookie, else UTF-8), parse once with libcst, run every enabled rule
-        in one pass, apply inline suppressions, return findings sorted by (line, column, rule).
+        Decode (PEP 263 cookie, else UTF-8), parse once with CPython's `ast`, run every
+        enabled rule in one pass, apply inline suppressions, return findings sorted by (line,
+        column, rule).
         Never raises for bad input: an unparsable / undecodable file gives one TXA02 finding.
         `path` is repo-relative with "/" and is used for per-path overrides and messages.
         `project` is the TX007 module index (None: TX007 cannot follow calls out of this file).
@@ -17,14 +18,11 @@ Public API (used by the CLI and the app; keep these signatures):
 How one file is audited:
 
 1. Decode. NUL bytes, an unknown coding cookie or undecodable bytes give TXA02.
-2. Guard. CPython's own parser (C, ~0.1x libcst's parse time) checks the file first: libcst's
-   native parser crashes the process (stack overflow) or takes minutes on pathologically
-   nested code ("(" * 5000, 1+1+...+1 x 100000, 100000-term ``and`` chains), which CPython
-   rejects cleanly. Code CPython 3.11 rejects is still handed to libcst (it may be newer
-   syntax), on a thread with a large stack, after a bracket-depth check.
-3. Parse once with libcst. A parse error gives TXA02 (with CPython's message when CPython
-   rejects the file too: it is the more precise one).
-4. Trigger words. Each rule declares words of which one must appear in a file for the rule
+2. Parse once with CPython's own parser (`ast.parse`, C). A syntax error gives TXA02; code
+   nested too deeply for CPython ("(" * 5000, 1+1+...+1 x 100000) gives TXA02 too, with no
+   crash. Syntax of a newer Python than the running one is a syntax error here: its TXA02
+   names the construct and the Python version it needs (README, "Newer syntax").
+3. Trigger words. Each rule declares words of which one must appear in a file for the rule
    to be able to fire (``begin`` for TX001, the session-factory names for TX004...). When
    none of the words of any rule appears, the traversal is skipped. This is exact: the
    rules match names and string contents literally (identifiers are compared as written,
@@ -32,24 +30,25 @@ How one file is audited:
    file that does not contain its words. The file is still parsed (TXA02 must be able to
    fire) unless TXA02 is off for the path, and its suppression comments are still checked
    (TXA00/TXA01).
-5. One traversal: the shared vocabulary (`rules.engine.context.FileContext`) and every rule's
-   ``visit_*``/``leave_*`` hooks are dispatched from one iterative walk over the tree.
-6. Positions are computed only for the reported nodes, only when there are any
-   (`rules.engine.positions`).
-7. Suppressions (`rules.engine.suppressions`), severities, sorting.
+4. One traversal: the shared vocabulary (`rules.engine.context.FileContext`) and every rule's
+   ``visit_*``/``leave_*`` hooks are dispatched from one iterative walk over the `ast` tree
+   (`rules.engine.syntax.dispatch`).
+5. Positions come from `ast`'s offsets, converted from UTF-8 bytes to characters
+   (`rules.engine.positions`). Fixes that rewrite code (TX001's) parse the file with libcst,
+   only when the file has such a finding (`FixInput.libcst_module`).
+6. Suppressions (`rules.engine.suppressions`), severities, sorting.
 """
 
 from __future__ import annotations
 
+import ast
 import gc
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
-
-import libcst as cst
+from typing import TYPE_CHECKING
 
 from rules.engine.callgraph import take_tree
 from rules.engine.config import Config
@@ -57,8 +56,12 @@ from rules.engine.context import FileContext
 from rules.engine.model import FileResult, Finding, Fix, Severity, Suppression
 from rules.engine.parsing import Problem, decode, deep, parse, split_lines
 from rules.engine.positions import resolve_spans
-from rules.engine.rule import FixInput, Report, Rule, Span, hooks_of
+from rules.engine.rule import FixInput, Report, Rule, Span
 from rules.engine.suppressions import Comment, find_suppressions
+from rules.engine.syntax import dispatch
+
+if TYPE_CHECKING:
+    import libcst
 
 __all__ = ["apply_fixes", "audit_source", "audit_text", "dispatch"]
 
@@ -70,8 +73,7 @@ UNUSED_IGNORE = "TXA01"
 EXPIRED_IGNORE = "TXA03"
 IGNORE_WITHOUT_REASON = "TXA04"
 
-#: Above this many ``and``/``or`` operands or implicitly concatenated strings in one
-#: expression libcst's parser recurses too deep (it nests them, CPython does not).
+#: Snippets longer than this many characters are cut.
 _SNIPPET_MAX = 200
 
 
@@ -193,7 +195,7 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
 
     # TX007 may already have parsed this module: to follow calls into it (CLI runs), or to
     # summarise it in the same worker process before its audit (the app).
-    parsed: cst.Module | Problem | None = take_tree(text)
+    parsed: ast.Module | Problem | None = take_tree(text)
     if parsed is None:
         parsed = parse(text)
     if isinstance(parsed, Problem):
@@ -208,11 +210,13 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
     relevant = False
     if triggered:
         try:
-            reports, relevant = _run_rules(module, active, config, path, project)
-            findings = _to_findings(module, text, reports, severities, path)
+            reports, relevant = _run_rules(module, text, active, config, path, project)
+            findings = _to_findings(text, reports, severities, path)
         except RecursionError:
-            reports, relevant = deep(lambda: _run_rules(module, active, config, path, project))
-            findings = deep(lambda: _to_findings(module, text, reports, severities, path))
+            reports, relevant = deep(
+                lambda: _run_rules(module, text, active, config, path, project)
+            )
+            findings = deep(lambda: _to_findings(text, reports, severities, path))
 
     comments = find_suppressions(text) if has_comments else []
     findings, suppressions = _apply_suppressions(findings, comments, severities, path, config)
@@ -261,63 +265,16 @@ def _parse_error_result(
 
 # --- the traversal --------------------------------------------------------------------------
 
-#: Fields that hold only whitespace, punctuation or names that are not expressions.
-_SKIP_FIELDS = frozenset(
-    {
-        "lpar", "rpar", "comma", "semicolon", "leading_lines", "lines_after_decorators",
-        "trailing_whitespace", "header", "footer", "equal", "colon", "dot", "relative",
-        "operator", "asynchronous", "star", "lbracket", "rbracket", "lbrace", "rbrace",
-        "default_indent", "default_newline", "encoding", "has_trailing_newline", "indent",
-        "whitespace_between", "conversion", "start", "end", "posonly_ind", "attr", "keyword",
-        "quote", "prefix",
-    }
-)  # fmt: skip
-#: Visit order where the dataclass field order is not evaluation order.
-_FIELD_ORDER: dict[type, tuple[str, ...]] = {
-    cst.FunctionDef: ("decorators", "params", "returns", "body"),
-    cst.ClassDef: ("decorators", "bases", "keywords", "body"),
-    cst.ExceptHandler: ("type", "name", "body"),
-}
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _child_fields(node_type: type) -> tuple[str, ...]:
-    names = _FIELDS.get(node_type)
-    if names is None:
-        if node_type in _FIELD_ORDER:
-            names = _FIELD_ORDER[node_type]
-        else:
-            names = tuple(
-                f.name
-                for f in fields(node_type)
-                if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace")
-            )
-        _FIELDS[node_type] = names
-    return names
-
-
-Handler = Callable[[Any], object]
-#: type -> 1 for a CSTNode, 2 for a tuple/list (of nodes), 0 for anything else. isinstance()
-#: against the abstract CSTNode costs more than the rest of the walk; cache it per type.
-_IS_NODE: dict[type, int] = {}
-
-
-def _kind_of(value: object) -> int:
-    if isinstance(value, cst.CSTNode):
-        return 1
-    if type(value) is tuple or type(value) is list:
-        return 2
-    return 0
-
 
 def _run_rules(
-    module: cst.Module,
+    module: ast.Module,
+    text: str,
     active: Sequence[_Selected],
     config: Config,
     path: str,
     project: object | None,
 ) -> tuple[list[Report], bool]:
-    ctx = FileContext(config, path, module, project)
+    ctx = FileContext(config, path, module, project, text)
     reports: list[Report] = []
     rules = [s.cls(ctx, reports) for s in active]
     dispatch(module, [ctx, *rules])
@@ -325,69 +282,7 @@ def _run_rules(
     return reports, relevant
 
 
-def dispatch(root: cst.CSTNode, objects: Sequence[object]) -> None:
-    """Walk `root` once, calling each object's ``visit_<Node>`` hooks (in the order of
-    `objects`) before a node's children and its ``leave_<Node>`` hooks (in reverse order)
-    after them. Iterative, so deep trees cannot overflow the stack; whitespace and
-    punctuation nodes are not visited. Put the `FileContext` first so that it is up to date
-    for the others (TX007 can reuse this to summarise another module)."""
-    table: dict[type, tuple[list[Handler], list[Handler], tuple[str, ...]]] = {}
-    is_node = _IS_NODE
-    stack: list[Any] = [root]
-    leave_marker: list[Any] = []  # the marker object for "leave the next node"
-    while stack:
-        node = stack.pop()
-        if node is leave_marker:
-            left = stack.pop()
-            for handler in table[type(left)][1]:
-                handler(left)
-            continue
-        node_type = type(node)
-        entry = table.get(node_type)
-        if entry is None:
-            name = node_type.__name__
-            visit = [
-                getattr(o, hooks_of(type(o)).visit[name])
-                for o in objects
-                if name in hooks_of(type(o)).visit
-            ]
-            leave = [
-                getattr(o, hooks_of(type(o)).leave[name])
-                for o in reversed(objects)
-                if name in hooks_of(type(o)).leave
-            ]
-            entry = (visit, leave, _child_fields(node_type))
-            table[node_type] = entry
-        visit_handlers, leave_handlers, child_names = entry
-        for handler in visit_handlers:
-            handler(node)
-        if leave_handlers:
-            stack.append(node)
-            stack.append(leave_marker)
-        children: list[Any] = []
-        for child_name in child_names:
-            value = getattr(node, child_name)
-            kind = is_node.get(type(value))
-            if kind is None:
-                kind = _kind_of(value)
-                is_node[type(value)] = kind
-            if kind == 1:
-                children.append(value)
-            elif kind == 2:
-                for item in value:
-                    item_kind = is_node.get(type(item))
-                    if item_kind is None:
-                        item_kind = _kind_of(item)
-                        is_node[type(item)] = item_kind
-                    if item_kind == 1:
-                        children.append(item)
-        if children:
-            children.reverse()
-            stack.extend(children)
-
-
 def _to_findings(
-    module: cst.Module,
     text: str,
     reports: Sequence[Report],
     severities: dict[str, Severity],
@@ -396,14 +291,17 @@ def _to_findings(
     kept = [r for r in reports if severities.get(r.rule.ID, r.rule.SEVERITY) is not Severity.OFF]
     if not kept:
         return []
-    spans = resolve_spans(module, (r.node for r in kept))
     lines = split_lines(text)
+    spans = resolve_spans((r.node for r in kept), lines)
+    libcst_module = _LazyLibcst(text)
     findings: list[Finding] = []
     for report in kept:
         span = spans.get(id(report.node)) or Span(1, 1, 1, 1)
         fix: Fix | None = None
         if report.fix is not None:
-            fix = report.fix(FixInput(node=report.node, span=span, lines=lines, module=module))
+            fix = report.fix(
+                FixInput(node=report.node, span=span, lines=lines, libcst_module=libcst_module)
+            )
         findings.append(
             Finding(
                 rule=report.rule.ID,
@@ -421,6 +319,21 @@ def _to_findings(
             )
         )
     return findings
+
+
+class _LazyLibcst:
+    """The file's libcst tree for fix builders, parsed once, on the first call."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._module: libcst.Module | None = None
+
+    def __call__(self) -> libcst.Module:
+        if self._module is None:
+            import libcst
+
+            self._module = deep(lambda: libcst.parse_module(self._text))
+        return self._module
 
 
 def _snippet(lines: Sequence[str], span: Span) -> str:

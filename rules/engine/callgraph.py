@@ -2,7 +2,7 @@
 
 All pure code (no network; only `ProjectIndex.from_disk` / `DiskLoader` read the disk):
 
-* `summarize(source, vocab)` reduces one module to a `ModuleSummary` from a single libcst
+* `summarize(source, vocab)` reduces one module to a `ModuleSummary` from a single `ast`
   parse (through the engine's parse guard), cached by the SHA-1 of its bytes: per function,
   the parameters it commits, rolls back or begins (with the line), the calls that pass a
   parameter on and its local instance bindings; the module's imports, classes (methods and
@@ -19,11 +19,10 @@ All pure code (no network; only `ProjectIndex.from_disk` / `DiskLoader` read the
 
 from __future__ import annotations
 
+import ast
 import asyncio
-import dataclasses
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +30,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
-import libcst as cst
 from cachetools import LRUCache
 
+from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
 
 #: Session methods that manage a transaction, and how a message says it.
@@ -202,53 +201,50 @@ class ModuleSummary:
     sites: tuple[Site, ...]
 
 
-def _dotted(expr: cst.BaseExpression) -> Dotted | None:
-    if isinstance(expr, cst.Name):
-        return (expr.value,)
-    if isinstance(expr, cst.Attribute):
-        head = _dotted(expr.value)
-        return None if head is None else (*head, expr.attr.value)
-    return None
+def _dotted(expr: ast.AST | None) -> Dotted | None:
+    parts: list[str] = []
+    node = expr
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return tuple(reversed(parts))
 
 
-def call_shape(func: cst.BaseExpression) -> CallShape | None:
+def call_shape(func: ast.AST) -> CallShape | None:
     dotted = _dotted(func)
     if dotted is not None:
         return CallShape(dotted)
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
         ctor = _dotted(func.value.func)
         if ctor is not None:
-            return CallShape((func.attr.value,), ctor)
+            return CallShape((func.attr,), ctor)
     return None
 
 
-def passed_names(call: cst.Call) -> Iterator[tuple[str, ArgRef]]:
+def passed_names(call: ast.Call) -> Iterator[tuple[str, ArgRef]]:
     """(name, where) for every argument of `call` that is a bare name."""
     position = 0
     known = True
-    for arg in call.args:
+    for arg in call_arguments(call):
         if arg.star == "*":
             known = False
             continue
         if arg.star == "**":
             continue
         if arg.keyword is not None:
-            ref: ArgRef | None = ArgRef(keyword=arg.keyword.value)
+            ref: ArgRef | None = ArgRef(keyword=arg.keyword)
         else:
             ref = ArgRef(position=position) if known else None
             position += 1
-        if ref is not None and isinstance(arg.value, cst.Name):
-            yield arg.value.value, ref
+        if ref is not None and isinstance(arg.value, ast.Name):
+            yield arg.value.id, ref
 
 
-def _target_names(expr: cst.BaseExpression) -> Iterator[str]:
-    if isinstance(expr, cst.Name):
-        yield expr.value
-    elif isinstance(expr, cst.Tuple | cst.List):
-        for element in expr.elements:
-            yield from _target_names(element.value)
-    elif isinstance(expr, cst.StarredElement):
-        yield from _target_names(expr.value)
+def _target_names(expr: ast.AST) -> Iterator[str]:
+    return (name.id for name in target_names(expr))
 
 
 class _Func:
@@ -268,7 +264,7 @@ class _Func:
         self.params = params
         self.param_names = frozenset(p.name for p in params)
         self.is_route = is_route
-        self.manages: list[tuple[str, str, cst.Call]] = []
+        self.manages: list[tuple[str, str, ast.Call]] = []
         self.forwards: list[Forward] = []
         self.bindings: dict[str, Dotted] = {}
         self.conflicts: set[str] = set()
@@ -298,7 +294,7 @@ class _Class:
         self.attr_conflicts: set[str] = set()
         #: `self.x = <parameter>` in `__init__`, and the first `self.x.commit()` in a method.
         self.param_attrs: dict[str, str] = {}
-        self.attr_manages: dict[str, tuple[str, str, cst.Call]] = {}
+        self.attr_manages: dict[str, tuple[str, str, ast.Call]] = {}
 
 
 class _Block:
@@ -307,108 +303,68 @@ class _Block:
         self.func = func
 
 
-#: Fields that never lead to a call, a binding or a block (whitespace, punctuation, types).
+#: Fields that never lead to a call, a binding or a block (types, decorators, operators).
 _SKIP_FIELDS = frozenset(
     {
-        "lpar",
-        "rpar",
-        "comma",
-        "colon",
-        "semicolon",
-        "leading_lines",
-        "lines_after_decorators",
-        "header",
-        "footer",
-        "trailing_whitespace",
-        "newline",
-        "equal",
-        "dot",
-        "first_colon",
-        "second_colon",
-        "lbrace",
-        "rbrace",
-        "lbracket",
-        "rbracket",
-        "operator",
-        "asynchronous",
-        "default_indent",
-        "default_newline",
-        "encoding",
-        "has_trailing_newline",
-        "empty_lines",
-        "comment",
-        "indent",
-        "leading_whitespace",
-        "posonly_ind",
-        "trailing_comma",
-        "separator",
-        "relative",
+        "ctx",
+        "op",
+        "ops",
+        "kind",
+        "type_comment",
+        "type_ignores",
         "annotation",
         "returns",
-        "type_parameters",
-        "decorators",
-        "star",
-        "conversion",
+        "type_params",
+        "decorator_list",
         "format_spec",
+        "simple",
+        "is_async",
+        "level",
     }
 )
 #: Per node type: fields not worth walking into besides `_SKIP_FIELDS`.
-_SKIP_BY_TYPE: Mapping[type[cst.CSTNode], frozenset[str]] = {
-    cst.FunctionDef: frozenset({"name", "params"}),
-    cst.ClassDef: frozenset({"name", "bases", "keywords"}),
-    cst.Lambda: frozenset({"params"}),
+_SKIP_BY_TYPE: Mapping[type[ast.AST], frozenset[str]] = {
+    ast.FunctionDef: frozenset({"name", "args"}),
+    ast.AsyncFunctionDef: frozenset({"name", "args"}),
+    ast.ClassDef: frozenset({"name", "bases", "keywords"}),
+    ast.Lambda: frozenset({"args"}),
 }
 #: Node types whose children are never walked.
-_OPAQUE: frozenset[type[cst.CSTNode]] = frozenset(
+_OPAQUE: frozenset[type[ast.AST]] = frozenset(
     {
-        cst.Name,
-        cst.SimpleString,
-        cst.FormattedString,
-        cst.ConcatenatedString,
-        cst.Integer,
-        cst.Float,
-        cst.Imaginary,
-        cst.Annotation,
-        cst.Parameters,
-        cst.Import,
-        cst.ImportFrom,
-        cst.Comment,
-        cst.EmptyLine,
-        cst.Pass,
-        cst.Break,
-        cst.Continue,
-        cst.Ellipsis,
+        ast.Name,
+        ast.Constant,
+        ast.JoinedStr,
+        ast.arguments,
+        ast.arg,
+        ast.Import,
+        ast.ImportFrom,
+        ast.Pass,
+        ast.Break,
+        ast.Continue,
     }
 )
-_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
+_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
 
 
-def _child_fields(kind: type[cst.CSTNode]) -> tuple[str, ...]:
+def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
     names = _FIELDS.get(kind)
     if names is None:
         skip = _SKIP_BY_TYPE.get(kind, frozenset())
-        names = tuple(
-            f.name
-            for f in dataclasses.fields(kind)  # type: ignore[arg-type]
-            if f.name not in _SKIP_FIELDS
-            and f.name not in skip
-            and not f.name.startswith("whitespace")
-        )
+        names = tuple(f for f in kind._fields if f not in _SKIP_FIELDS and f not in skip)
         _FIELDS[kind] = names
     return names
 
 
 class SummaryBuilder:
-    """Collects a `ModuleSummary` in one walk of a libcst tree (`run`).
+    """Collects a `ModuleSummary` in one walk of an `ast` tree (`run`).
 
-    A plain recursive walk over the fields that matter (libcst's own visitor rebuilds every
-    node, which costs as much as the parse). `finish` adds the line of each commit/rollback/
-    begin (by a text scan, else the engine's targeted positions).
+    An iterative walk over the fields that matter (decorators, annotations and default
+    values are skipped). `finish` takes the line of each commit/rollback/begin from `ast`.
     """
 
-    def __init__(self, module: cst.Module, vocab: Vocab, text: str | None = None) -> None:
+    def __init__(self, module: ast.Module, vocab: Vocab, text: str | None = None) -> None:
         self.module = module
-        self.text = text
         self.vocab = vocab
         self._factories = frozenset(vocab.session_factories)
         self._deps = frozenset(vocab.request_session_dependencies)
@@ -423,54 +379,65 @@ class SummaryBuilder:
         self.sites: list[Site] = []
         #: id(FunctionDef) -> qualified name, for the engine rule to find its function.
         self.node_qualnames: dict[int, str] = {}
-        #: (receiver, attr) -> how many such calls the module has, for cheap line lookup.
-        self._manage_calls: dict[tuple[str, str], list[cst.Call]] = {}
 
     def run(self) -> ModuleSummary:
         """Walk the module and build its summary."""
         self.walk(self.module)
         return self.finish()
 
-    def walk(self, node: cst.CSTNode) -> None:
-        kind = type(node)
-        enter = _ENTER.get(kind)
-        if enter is not None:
-            enter(self, node)
-        if kind not in _OPAQUE:
+    def walk(self, root: ast.AST) -> None:
+        leave_marker: list[ast.AST] = []
+        stack: list[object] = [root]
+        while stack:
+            node = stack.pop()
+            if node is leave_marker:
+                left = stack.pop()
+                assert isinstance(left, ast.AST)
+                _LEAVE[type(left)](self, left)
+                continue
+            assert isinstance(node, ast.AST)
+            kind = type(node)
+            enter = _ENTER.get(kind)
+            if enter is not None:
+                enter(self, node)
+            if kind in _LEAVE:
+                stack.append(node)
+                stack.append(leave_marker)
+            if kind in _OPAQUE:
+                continue
+            children: list[ast.AST] = []
             for name in _child_fields(kind):
-                value = getattr(node, name)
-                if isinstance(value, cst.CSTNode):
-                    self.walk(value)
-                elif isinstance(value, tuple | list):
-                    for item in value:
-                        if isinstance(item, cst.CSTNode):
-                            self.walk(item)
-        leave = _LEAVE.get(kind)
-        if leave is not None:
-            leave(self, node)
+                value = getattr(node, name, None)
+                if isinstance(value, ast.AST):
+                    children.append(value)
+                elif type(value) is list:
+                    children.extend(v for v in value if isinstance(v, ast.AST))
+            children.reverse()
+            stack.extend(children)
 
     # scopes ------------------------------------------------------------------------------
 
     def _func(self) -> _Func | None:
         return self._scopes[-1] if self._scopes and isinstance(self._scopes[-1], _Func) else None
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        bases = tuple(d for arg in node.bases if arg.keyword is None and (d := _dotted(arg.value)))
-        klass = _Class(node.name.value, bases, registered=not self._scopes)
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        bases = tuple(d for base in node.bases if (d := _dotted(base)))
+        klass = _Class(node.name, bases, registered=not self._scopes)
         if klass.registered:
             self.classes[klass.name] = klass
         elif (func := self._func()) is not None:
-            func.bind(node.name.value, None)
+            func.bind(node.name, None)
         self._scopes.append(klass)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
         self._scopes.pop()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        name = node.name.value
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        name = node.name
         parent = self._scopes[-1] if self._scopes else None
-        decorators = [d.decorator for d in node.decorators]
-        decorator_names = [_dotted(d.func if isinstance(d, cst.Call) else d) for d in decorators]
+        decorator_names = [
+            _dotted(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list
+        ]
         kind, class_name = "function", None
         if isinstance(parent, _Class):
             kind = "method"
@@ -488,46 +455,46 @@ class SummaryBuilder:
         else:
             parent.bind(name, None)
             qualname = f"{parent.qualname}.<locals>.{name}"
-        params = node.params
-        plist: list[Param] = [
-            Param(p.name.value, "positional") for p in (*params.posonly_params, *params.params)
-        ]
-        if isinstance(params.star_arg, cst.Param):
-            plist.append(Param(params.star_arg.name.value, "star"))
-        plist.extend(Param(p.name.value, "keyword") for p in params.kwonly_params)
-        if params.star_kwarg is not None:
-            plist.append(Param(params.star_kwarg.name.value, "starstar"))
+        args = node.args
+        plist: list[Param] = [Param(p.arg, "positional") for p in (*args.posonlyargs, *args.args)]
+        if args.vararg is not None:
+            plist.append(Param(args.vararg.arg, "star"))
+        plist.extend(Param(p.arg, "keyword") for p in args.kwonlyargs)
+        if args.kwarg is not None:
+            plist.append(Param(args.kwarg.arg, "starstar"))
         is_route = any(
             d is not None and len(d) >= 2 and d[-1] in ROUTE_METHODS for d in decorator_names
         ) or any(
-            self._is_session_dependency(p.default) or self._annotated_dependency(p.annotation)
-            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            self._is_session_dependency(default) or self._annotated_dependency(p.annotation)
+            for p, default in function_params(args)
+            if p is not args.vararg and p is not args.kwarg
         )
         func = _Func(qualname, kind, class_name, tuple(plist), is_route)
         self.node_qualnames[id(node)] = qualname
         self._scopes.append(func)
 
-    def _annotated_dependency(self, annotation: cst.Annotation | None) -> bool:
+    def _annotated_dependency(self, annotation: ast.expr | None) -> bool:
         """`Annotated[AsyncSession, Depends(get_db)]` (as `rules.engine.context` reads it)."""
-        expr = annotation.annotation if annotation is not None else None
-        if not isinstance(expr, cst.Subscript) or (_dotted(expr.value) or ("",))[-1] != "Annotated":
+        expr = annotation
+        if not isinstance(expr, ast.Subscript) or (_dotted(expr.value) or ("",))[-1] != "Annotated":
             return False
+        inner = expr.slice
+        elements = inner.elts if isinstance(inner, ast.Tuple) else [inner]
         return any(
-            isinstance(element.slice, cst.Index)
-            and self._is_session_dependency(element.slice.value)
-            for element in expr.slice
+            not isinstance(element, ast.Slice) and self._is_session_dependency(element)
+            for element in elements
         )
 
-    def _is_session_dependency(self, default: cst.BaseExpression | None) -> bool:
-        if not isinstance(default, cst.Call) or not default.args:
+    def _is_session_dependency(self, default: ast.expr | None) -> bool:
+        if not isinstance(default, ast.Call) or not (default.args or default.keywords):
             return False
         called = _dotted(default.func)
-        dependency = _dotted(default.args[0].value)
+        dependency = _dotted(call_arguments(default)[0].value)
         return bool(
             called and called[-1] == "Depends" and dependency and dependency[-1] in self._deps
         )
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef) -> None:
         func = self._scopes.pop()
         assert isinstance(func, _Func)
         self.functions.append(func)
@@ -538,39 +505,33 @@ class SummaryBuilder:
         func = self._func()
         return func.imports if func is not None else self.imports
 
-    def visit_Import(self, node: cst.Import) -> None:
+    def visit_Import(self, node: ast.Import) -> None:
         table = self._import_table()
         for alias in node.names:
-            dotted = _dotted(alias.name)
-            if dotted is None:
-                continue
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                table[alias.asname.name.value] = ImportEntry(".".join(dotted))
+            if alias.asname is not None:
+                table[alias.asname] = ImportEntry(alias.name)
             else:
-                table[dotted[0]] = ImportEntry(dotted[0])
+                root = alias.name.split(".", 1)[0]
+                table[root] = ImportEntry(root)
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar):
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if any(alias.name == "*" for alias in node.names):
             return
         table = self._import_table()
-        module = ".".join(_dotted(node.module) or ()) if node.module is not None else ""
+        module = node.module or ""
         for alias in node.names:
-            if not isinstance(alias.name, cst.Name):
-                continue
-            bound = alias.name.value
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                bound = alias.asname.name.value
-            table[bound] = ImportEntry(module, alias.name.value, len(node.relative))
+            bound = alias.asname if alias.asname is not None else alias.name
+            table[bound] = ImportEntry(module, alias.name, node.level)
 
     # bindings ----------------------------------------------------------------------------
 
-    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
-        called = _dotted(value.func) if isinstance(value, cst.Call) else None
+    def _assign(self, target: ast.AST, value: ast.AST | None) -> None:
+        called = _dotted(value.func) if isinstance(value, ast.Call) else None
         func = self._func()
         if func is None:
             if not self._scopes:  # module level: `adapter = Adapter()` singletons
                 for name in _target_names(target):
-                    single = isinstance(target, cst.Name) and called is not None
+                    single = isinstance(target, ast.Name) and called is not None
                     if (
                         single
                         and self.instances.get(name, called) == called
@@ -582,49 +543,49 @@ class SummaryBuilder:
                         self.instances.pop(name, None)
                         self.instance_conflicts.add(name)
             return
-        if isinstance(target, cst.Name):
-            func.bind(target.value, called)
+        if isinstance(target, ast.Name):
+            func.bind(target.id, called)
             return
         for name in _target_names(target):
             func.bind(name, None)
         if (
-            isinstance(target, cst.Attribute)
-            and isinstance(target.value, cst.Name)
-            and target.value.value == "self"
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "self"
             and func.qualname.endswith(".__init__")
             and len(self._scopes) >= 2
             and isinstance(owner := self._scopes[-2], _Class)
         ):
-            attr = target.attr.value
-            if isinstance(value, cst.Name) and value.value in func.param_names:
-                owner.param_attrs[attr] = value.value
+            attr = target.attr
+            if isinstance(value, ast.Name) and value.id in func.param_names:
+                owner.param_attrs[attr] = value.id
             if called is None or owner.attrs.get(attr, called) != called:
                 owner.attr_conflicts.add(attr)
             else:
                 owner.attrs[attr] = called
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            self._assign(target.target, node.value)
+            self._assign(target, node.value)
 
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         self._assign(node.target, node.value)
 
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self._assign(node.target, None)
 
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self._assign(node.target, node.value)
 
-    def visit_For(self, node: cst.For) -> None:
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self._assign(node.target, None)
 
-    def visit_CompFor(self, node: cst.CompFor) -> None:
+    def visit_comprehension(self, node: ast.comprehension) -> None:
         self._assign(node.target, None)
 
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.name is not None:
-            self._assign(node.name.name, None)
+            self._assign(ast.Name(id=node.name), None)
 
     # blocks ------------------------------------------------------------------------------
 
@@ -637,66 +598,64 @@ class SummaryBuilder:
             return entry is not None and entry.name in self._factories
         return False
 
-    def visit_With(self, node: cst.With) -> None:
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         func = self._func()
         pushed = 0
         for item in node.items:
-            call = item.item
-            bound = item.asname.name if item.asname is not None else None
+            call = item.context_expr
+            bound = item.optional_vars
             if bound is not None and func is not None:
                 self._assign(bound, None)
-            if not isinstance(call, cst.Call):
+            if not isinstance(call, ast.Call):
                 continue
             callee = call.func
             if (
-                isinstance(callee, cst.Attribute)
-                and callee.attr.value == "begin"
-                and isinstance(callee.value, cst.Name)
+                isinstance(callee, ast.Attribute)
+                and callee.attr == "begin"
+                and isinstance(callee.value, ast.Name)
                 and func is not None
                 and func.is_route
             ):
-                self._blocks.append(_Block(callee.value.value, func))
+                self._blocks.append(_Block(callee.value.id, func))
                 pushed += 1
             elif (
-                isinstance(bound, cst.Name)
+                isinstance(bound, ast.Name)
                 and (called := _dotted(callee))
                 and self._is_factory(called)
             ):
-                self._blocks.append(_Block(bound.value, func))
+                self._blocks.append(_Block(bound.id, func))
                 pushed += 1
         self._pushed.append(pushed)
 
-    def leave_With(self, original_node: cst.With) -> None:
+    def leave_With(self, original_node: ast.With) -> None:
         for _ in range(self._pushed.pop()):
             self._blocks.pop()
 
     # calls -------------------------------------------------------------------------------
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         func = self._func()
         callee = node.func
         if (
-            isinstance(callee, cst.Attribute)
-            and callee.attr.value in MANAGE_ACTIONS
-            and isinstance(callee.value, cst.Name)
+            isinstance(callee, ast.Attribute)
+            and callee.attr in MANAGE_ACTIONS
+            and isinstance(callee.value, ast.Name)
         ):
-            key = (callee.value.value, callee.attr.value)
-            self._manage_calls.setdefault(key, []).append(node)
+            key = (callee.value.id, callee.attr)
             if func is not None and key[0] in func.param_names:
                 func.manages.append((key[0], key[1], node))
         elif (
-            isinstance(callee, cst.Attribute)
-            and callee.attr.value in MANAGE_ACTIONS
-            and isinstance(callee.value, cst.Attribute)
-            and isinstance(callee.value.value, cst.Name)
-            and callee.value.value.value == "self"
+            isinstance(callee, ast.Attribute)
+            and callee.attr in MANAGE_ACTIONS
+            and isinstance(callee.value, ast.Attribute)
+            and isinstance(callee.value.value, ast.Name)
+            and callee.value.value.id == "self"
         ):
-            attr = callee.value.attr.value
-            self._manage_calls.setdefault((f"self.{attr}", callee.attr.value), []).append(node)
+            attr = callee.value.attr
             owner = self._scopes[-2] if len(self._scopes) >= 2 else None
             if func is not None and isinstance(owner, _Class) and owner.registered:
-                owner.attr_manages.setdefault(attr, (func.qualname, callee.attr.value, node))
-        if not node.args:
+                owner.attr_manages.setdefault(attr, (func.qualname, callee.attr, node))
+        if not node.args and not node.keywords:
             return
         passed = list(passed_names(node))
         if not passed:
@@ -722,29 +681,19 @@ class SummaryBuilder:
 
     def finish(self) -> ModuleSummary:
         """Build the summary, with the line of every commit/rollback/begin it records."""
-        wanted = [call for f in self.functions for (_, _, call) in f.manages]
-        wanted += [call for k in self.classes.values() for (_, _, call) in k.attr_manages.values()]
-        lines = self._manage_lines_by_text(self.text) if wanted and self.text is not None else {}
-        missing = [call for call in wanted if id(call) not in lines]
-        if missing:
-            from rules.engine.positions import resolve_spans
-
-            lines.update(
-                (key, span.line) for key, span in resolve_spans(self.module, missing).items()
-            )
         functions: dict[str, FunctionSummary] = {}
         for f in self.functions:
             rebound = f.conflicts & f.param_names
             manages: dict[str, Manage] = {}
             for param, action, call in f.manages:
                 if param not in rebound and param not in manages:
-                    manages[param] = Manage(param, action, lines.get(id(call), 0))
+                    manages[param] = Manage(param, action, call.lineno)
             owner = self.classes.get(f.class_name) if f.class_name else None
             if owner is not None and f.qualname == f"{owner.name}.__init__":
                 for attr, param in owner.param_attrs.items():
                     if attr in owner.attr_manages and param not in rebound | manages.keys():
                         method, action, call = owner.attr_manages[attr]
-                        line = lines.get(id(call), 0)
+                        line = call.lineno
                         manages[param] = Manage(param, action, line, method, attr)
             functions[f.qualname] = FunctionSummary(
                 qualname=f.qualname,
@@ -770,33 +719,26 @@ class SummaryBuilder:
             dict(self.imports), functions, classes, dict(self.instances), tuple(self.sites)
         )
 
-    def _manage_lines_by_text(self, code: str) -> dict[int, int]:
-        """Lines of `name.commit(` style calls found by scanning the text.
 
-        Exact when the k-th such call in the tree is the k-th textual match (same count);
-        otherwise those calls are left out and `finish` falls back to computing positions.
-        """
-        found: dict[int, int] = {}
-        for (receiver, attr), calls in self._manage_calls.items():
-            pattern = re.compile(rf"(?<![\w.]){re.escape(receiver)}\s*\.\s*{attr}\s*\(")
-            matches = [m.start() for m in pattern.finditer(code)]
-            if len(matches) != len(calls):
-                continue
-            for call, offset in zip(calls, matches, strict=True):
-                found[id(call)] = code.count("\n", 0, offset) + 1
-        return found
-
-
-_ENTER: dict[type[cst.CSTNode], Callable[[SummaryBuilder, cst.CSTNode], None]] = {
-    getattr(cst, name[len("visit_") :]): getattr(SummaryBuilder, name)
-    for name in dir(SummaryBuilder)
-    if name.startswith("visit_")
+_ALIASES: Mapping[str, tuple[type[ast.AST], ...]] = {
+    "FunctionDef": (ast.FunctionDef, ast.AsyncFunctionDef),
+    "With": (ast.With, ast.AsyncWith),
+    "For": (ast.For, ast.AsyncFor),
 }
-_LEAVE: dict[type[cst.CSTNode], Callable[[SummaryBuilder, cst.CSTNode], None]] = {
-    getattr(cst, name[len("leave_") :]): getattr(SummaryBuilder, name)
-    for name in dir(SummaryBuilder)
-    if name.startswith("leave_")
-}
+
+
+def _hooks(prefix: str) -> dict[type[ast.AST], Callable[[SummaryBuilder, ast.AST], None]]:
+    table: dict[type[ast.AST], Callable[[SummaryBuilder, ast.AST], None]] = {}
+    for name in dir(SummaryBuilder):
+        if name.startswith(prefix):
+            node_name = name[len(prefix) :]
+            for kind in _ALIASES.get(node_name, (getattr(ast, node_name),)):
+                table[kind] = getattr(SummaryBuilder, name)
+    return table
+
+
+_ENTER = _hooks("visit_")
+_LEAVE = _hooks("leave_")
 
 _CACHE: LRUCache[tuple[bytes, Vocab], ModuleSummary | None] = LRUCache(maxsize=4096)
 _CACHE_LOCK = threading.Lock()
@@ -804,7 +746,7 @@ _CACHE_LOCK = threading.Lock()
 STATS = {"computed": 0}
 
 
-def summarize_tree(module: cst.Module, vocab: Vocab, text: str | None = None) -> ModuleSummary:
+def summarize_tree(module: ast.Module, vocab: Vocab, text: str | None = None) -> ModuleSummary:
     """Summarise an already parsed module (`text`, its source, makes lines cheaper)."""
     builder = SummaryBuilder(module, vocab, text)
     builder.walk(module)
@@ -812,14 +754,14 @@ def summarize_tree(module: cst.Module, vocab: Vocab, text: str | None = None) ->
     return builder.finish()
 
 
-def parse_source(source: bytes) -> tuple[cst.Module, str] | None:
+def parse_source(source: bytes) -> tuple[ast.Module, str] | None:
     """Parse a module the way the engine does (decoding, CPython pre-check against
     pathological nesting): (tree, text), or None when it cannot be analysed."""
     text = decode(source)
     if not isinstance(text, str):
         return None
     parsed = parse(text)
-    return (parsed, text) if isinstance(parsed, cst.Module) else None
+    return (parsed, text) if isinstance(parsed, ast.Module) else None
 
 
 #: Source characters whose parsed trees `_TREES` keeps at most. A libcst tree takes ~30 bytes
@@ -829,7 +771,7 @@ TREE_CACHE_CHARS = 2_000_000
 
 
 class _KeptTree(NamedTuple):
-    module: cst.Module
+    module: ast.Module
     chars: int  # len() of the text it was parsed from: its share of `TREE_CACHE_CHARS`
 
 
@@ -838,7 +780,7 @@ class _KeptTree(NamedTuple):
 _TREES: LRUCache[str, _KeptTree] = LRUCache(maxsize=TREE_CACHE_CHARS, getsizeof=attrgetter("chars"))
 
 
-def _keep_tree(text: str, module: cst.Module) -> bool:
+def _keep_tree(text: str, module: ast.Module) -> bool:
     """Keep `module` for `take_tree(text)`; False when the text alone is over the budget."""
     with _CACHE_LOCK:
         try:
@@ -848,7 +790,7 @@ def _keep_tree(text: str, module: cst.Module) -> bool:
     return True
 
 
-def take_tree(text: str) -> cst.Module | None:
+def take_tree(text: str) -> ast.Module | None:
     """The tree of `text` if `summarize(..., share_tree=True)` kept it (once; then None).
 
     The engine calls this before parsing: in a CLI run a callee module is often audited

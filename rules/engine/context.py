@@ -17,18 +17,21 @@ context describes exactly the code around it:
 - whether we are in an ``except``/``finally`` body (``scope.handler_depth``) and inside
   engine configuration arguments (``ctx.in_engine_config``).
 
-No libcst metadata providers are used (they cost several times the parse); everything is
-tracked by hand in the one pass.
+Everything is tracked by hand in the one pass over CPython's `ast` tree
+(`rules.engine.syntax.dispatch`); no second walk, no metadata providers.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-import libcst as cst
+from typing import NamedTuple
 
 from rules.engine.config import Config
+from rules.engine.parsing import split_lines
+from rules.engine.positions import source_segment
+from rules.engine.syntax import Else, ExceptStarHandler, Finally
 
 ROUTE_METHODS = frozenset(
     {"get", "post", "put", "patch", "delete", "head", "options", "api_route", "websocket"}
@@ -60,13 +63,16 @@ SQL_TEXT_FUNCTIONS = frozenset(
 EXECUTE_METHODS = frozenset({"execute", "exec_driver_sql", "executemany"})
 COMMIT_METHODS = frozenset({"commit", "rollback"})
 
+WithNode = ast.With | ast.AsyncWith
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
 
 @dataclass(eq=False)
 class FactoryBlock:
     """One ``with F() as X:`` item whose ``F`` is a session factory."""
 
-    with_node: cst.With
-    item: cst.WithItem
+    with_node: WithNode
+    item: ast.withitem
     #: The bound (owned) session name, or None for ``async with F():``.
     name: str | None
     #: Opened inside an ``except`` handler or ``finally`` clause of its function.
@@ -80,8 +86,8 @@ class BeginBlock:
     """An open ``with X.begin():`` block."""
 
     name: str
-    with_node: cst.With
-    call: cst.Call
+    with_node: WithNode
+    call: ast.Call
 
 
 @dataclass(eq=False)
@@ -91,15 +97,15 @@ class Scope:
     kind: str  # "module" | "class" | "function"
     name: str
     qualname: str
-    node: cst.CSTNode
+    node: ast.AST
     parent: Scope | None
     #: name -> qualified import origin ("sqlalchemy.text"), or None for a local binding.
     bindings: dict[str, str | None] = field(default_factory=dict)
     #: name -> every value assigned to it in this scope (None for a non-assignment binding:
     #: parameter, loop target, import, def, with-as...).
-    assigned: dict[str, list[cst.BaseExpression | None]] = field(default_factory=dict)
+    assigned: dict[str, list[ast.expr | None]] = field(default_factory=dict)
     is_route: bool = False
-    borrowed: dict[str, cst.Param] = field(default_factory=dict)
+    borrowed: dict[str, ast.arg] = field(default_factory=dict)
     blocks: list[FactoryBlock] = field(default_factory=list)
     open_blocks: list[FactoryBlock] = field(default_factory=list)
     begin_blocks: list[BeginBlock] = field(default_factory=list)
@@ -107,50 +113,106 @@ class Scope:
     branches: list[tuple[int, int]] = field(default_factory=list)
 
 
-def dotted_name(expr: cst.BaseExpression) -> str | None:
+class Arg(NamedTuple):
+    """One argument of a call as written: ``keyword=value``, ``*value``, ``**value``."""
+
+    keyword: str | None
+    star: str  # "", "*" or "**"
+    value: ast.expr
+
+
+def call_arguments(call: ast.Call) -> list[Arg]:
+    """The arguments of `call` in source order (`ast` keeps keywords apart)."""
+    out = [
+        Arg(None, "*", a.value) if isinstance(a, ast.Starred) else Arg(None, "", a)
+        for a in call.args
+    ]
+    if call.keywords:
+        kws = [Arg(k.arg, "" if k.arg is not None else "**", k.value) for k in call.keywords]
+        if out and _position(kws[0].value) < _position(out[-1].value):
+            out = sorted(out + kws, key=lambda a: _position(a.value))
+        else:
+            out.extend(kws)
+    return out
+
+
+def _position(node: ast.expr) -> tuple[int, int]:
+    return node.lineno, node.col_offset
+
+
+def dotted_name(expr: ast.AST) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
     parts: list[str] = []
-    node: cst.BaseExpression = expr
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
+    node = expr
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
         node = node.value
-    if not isinstance(node, cst.Name):
+    if not isinstance(node, ast.Name):
         return None
-    parts.append(node.value)
+    parts.append(node.id)
     return ".".join(reversed(parts))
 
 
-def last_name(expr: cst.BaseExpression) -> str | None:
+def last_name(expr: ast.AST | None) -> str | None:
     """The last component of a Name/Attribute (``c`` in ``a().b.c``), else None."""
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        return expr.attr
     return None
 
 
-def receiver_call(node: cst.Call) -> tuple[str, str] | None:
+def receiver_call(node: ast.Call) -> tuple[str, str] | None:
     """(receiver, method) for ``receiver.method(...)`` where the receiver is a plain name."""
     func = node.func
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-        return func.value.value, func.attr.value
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return func.value.id, func.attr
     return None
 
 
-def _module_name(node: cst.Attribute | cst.Name | None, relative: int) -> str:
-    name = dotted_name(node) if node is not None else ""
-    return "." * relative + (name or "")
+def target_names(target: ast.AST) -> Iterator[ast.Name]:
+    """The names an assignment target binds (``a``, ``a, (b, *c)``)."""
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            yield node
+        elif isinstance(node, ast.Tuple | ast.List):
+            stack.extend(reversed(node.elts))
+        elif isinstance(node, ast.Starred):
+            stack.append(node.value)
+
+
+def function_params(args: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
+    """Every parameter of a signature with its default, in source order."""
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults.extend(args.defaults)
+    out: list[tuple[ast.arg, ast.expr | None]] = list(zip(positional, defaults, strict=True))
+    if args.vararg is not None:
+        out.append((args.vararg, None))
+    out.extend(zip(args.kwonlyargs, args.kw_defaults, strict=True))
+    if args.kwarg is not None:
+        out.append((args.kwarg, None))
+    return out
 
 
 class FileContext:
     """The vocabulary of one file; see the module docstring."""
 
     def __init__(
-        self, config: Config, path: str, module: cst.Module, project: object | None
+        self,
+        config: Config,
+        path: str,
+        module: ast.Module,
+        project: object | None,
+        text: str = "",
     ) -> None:
         self.config = config
         self.path = path
         self.module = module
+        self.text = text
+        self._lines: list[str] | None = None
         self.project = project
         self.factories = frozenset(f.rsplit(".", 1)[-1] for f in config.session_factories)
         self.session_param_names = frozenset(config.session_param_names)
@@ -161,10 +223,10 @@ class FileContext:
             kind="module", name="<module>", qualname="<module>", node=module, parent=None
         )
         self.module_scope = self.scope
-        self._engine_config: list[cst.Call] = []
+        self._engine_config: list[ast.Call] = []
         self._block_map: dict[int, list[FactoryBlock]] = {}
-        self._if_stack: list[cst.If] = []
-        self._item_owner: dict[int, cst.With] = {}
+        self._if_stack: list[ast.If] = []
+        self._item_owner: dict[int, WithNode] = {}
         #: Set when the file opens a session factory or touches SQL (FileResult.relevant).
         self.relevant = False
 
@@ -198,7 +260,7 @@ class FileContext:
                 return block
         return None
 
-    def blocks_of(self, with_node: cst.With) -> list[FactoryBlock]:
+    def blocks_of(self, with_node: ast.AST) -> list[FactoryBlock]:
         """The factory blocks a ``with`` statement opens (empty if none)."""
         return self._block_map.get(id(with_node), [])
 
@@ -214,7 +276,7 @@ class FileContext:
             scope = scope.parent
         return False, None
 
-    def qualified_name(self, expr: cst.BaseExpression) -> str | None:
+    def qualified_name(self, expr: ast.AST) -> str | None:
         """The import-resolved dotted name of a Name/Attribute chain, or None when its root
         is not an import (a local definition, a parameter, a call result...)."""
         dotted = dotted_name(expr)
@@ -226,25 +288,25 @@ class FileContext:
             return None
         return f"{origin}.{rest}" if rest else origin
 
-    def is_factory_call(self, expr: cst.BaseExpression) -> bool:
+    def is_factory_call(self, expr: ast.AST) -> bool:
         """`expr` is a call of a configured session factory (bare, aliased or attribute)."""
-        if not isinstance(expr, cst.Call):
+        if not isinstance(expr, ast.Call):
             return False
         func = expr.func
-        if isinstance(func, cst.Name):
-            found, origin = self.resolve(func.value)
+        if isinstance(func, ast.Name):
+            found, origin = self.resolve(func.id)
             if found and origin is not None:
                 return origin.rsplit(".", 1)[-1] in self.factories
-            return func.value in self.factories
-        if isinstance(func, cst.Attribute):
-            return func.attr.value in self.factories
+            return func.id in self.factories
+        if isinstance(func, ast.Attribute):
+            return func.attr in self.factories
         return False
 
-    def with_of_item(self, expr: cst.BaseExpression) -> cst.With | None:
+    def with_of_item(self, expr: ast.AST) -> WithNode | None:
         """The ``with`` statement of which `expr` is an item (``with expr:``), if any."""
         return self._item_owner.get(id(expr))
 
-    def statement_of_call(self, call: cst.Call) -> cst.CSTNode:
+    def statement_of_call(self, call: ast.Call) -> ast.AST:
         """What to report for a call: its ``with`` statement when it is the only item of
         one (so the finding spans the block), else the call itself."""
         owner = self._item_owner.get(id(call))
@@ -252,32 +314,34 @@ class FileContext:
             return owner
         return call
 
-    def is_sql_text_call(self, call: cst.Call) -> bool:
+    def is_sql_text_call(self, call: ast.Call) -> bool:
         """A call of SQLAlchemy's ``text()``, resolved through imports."""
         return self.qualified_name(call.func) in SQL_TEXT_FUNCTIONS
 
-    def is_session_annotation(self, expr: cst.BaseExpression | None) -> bool:
+    def is_session_annotation(self, expr: ast.AST | None) -> bool:
         """AsyncSession / Session, bare or qualified, Optional[...], X | None, Annotated."""
         return _is_session_annotation(expr)
 
+    def source_of(self, node: ast.AST) -> str:
+        """The source text of `node` as written."""
+        if self._lines is None:
+            self._lines = split_lines(self.text)
+        return source_segment(node, self._lines)
+
     # --- scope and binding tracking -------------------------------------------------
 
-    def bind(
-        self, name: str, value: cst.BaseExpression | None = None, origin: str | None = None
-    ) -> None:
+    def bind(self, name: str, value: ast.expr | None = None, origin: str | None = None) -> None:
         self.scope.bindings[name] = origin
         self.scope.assigned.setdefault(name, []).append(value)
 
-    def _bind_target(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
-        if isinstance(target, cst.Name):
-            self.bind(target.value, value)
-        elif isinstance(target, (cst.Tuple, cst.List)):
-            for element in target.elements:
-                self._bind_target(element.value, None)
-        elif isinstance(target, cst.StarredElement):
-            self._bind_target(target.value, None)
+    def _bind_target(self, target: ast.AST, value: ast.expr | None) -> None:
+        if isinstance(target, ast.Name):
+            self.bind(target.id, value)
+        else:
+            for name in target_names(target):
+                self.bind(name.id, None)
 
-    def _push(self, kind: str, name: str, node: cst.CSTNode) -> Scope:
+    def _push(self, kind: str, name: str, node: ast.AST) -> Scope:
         parent = self.scope
         qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
         self.scope = Scope(kind=kind, name=name, qualname=qual, node=node, parent=parent)
@@ -289,146 +353,127 @@ class FileContext:
 
     # --- hooks (called by the engine around the rules' hooks) -----------------------
 
-    def visit_Import(self, node: cst.Import) -> None:
+    def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            full = dotted_name(alias.name) or ""
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.bind(alias.asname.name.value, None, full)
+            if alias.asname is not None:
+                self.bind(alias.asname, None, alias.name)
             else:
-                root = full.split(".", 1)[0]
+                root = alias.name.split(".", 1)[0]
                 self.bind(root, None, root)
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar):
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if any(alias.name == "*" for alias in node.names):
             return
-        module = _module_name(node.module, len(node.relative))
+        module = "." * node.level + (node.module or "")
         for alias in node.names:
-            imported = dotted_name(alias.name) or ""
-            local = imported
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                local = alias.asname.name.value
+            imported = alias.name
+            local = alias.asname if alias.asname is not None else imported
             sep = "" if module.endswith(".") else "."
             self.bind(local, None, f"{module}{sep}{imported}" if module else imported)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.bind(node.name.value)
-        scope = self._push("function", node.name.value, node)
-        params = node.params
-        all_params = [*params.posonly_params, *params.params, *params.kwonly_params]
-        for extra in (params.star_arg, params.star_kwarg):
-            if isinstance(extra, cst.Param):
-                all_params.append(extra)
-        route = any(_is_route_decorator(d.decorator) for d in node.decorators)
-        for param in all_params:
-            pname = param.name.value
+    def visit_FunctionDef(self, node: FunctionNode) -> None:
+        self.bind(node.name)
+        scope = self._push("function", node.name, node)
+        route = any(_is_route_decorator(d) for d in node.decorator_list)
+        for param, default in function_params(node.args):
+            pname = param.arg
             self.bind(pname)
             if param.annotation is not None:
-                if _is_session_annotation(param.annotation.annotation):
+                if _is_session_annotation(param.annotation):
                     scope.borrowed[pname] = param
-                if self._annotation_depends(param.annotation.annotation):
+                if self._annotation_depends(param.annotation):
                     route = True
             elif pname in self.session_param_names:
                 scope.borrowed[pname] = param
-            if param.default is not None and self._is_request_depends(param.default):
+            if default is not None and self._is_request_depends(default):
                 route = True
         scope.is_route = route
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, node: FunctionNode) -> None:
         self._pop()
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.bind(node.name.value)
-        self._push("class", node.name.value, node)
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.bind(node.name)
+        self._push("class", node.name, node)
 
-    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, node: ast.ClassDef) -> None:
         self._pop()
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            self._bind_target(target.target, node.value)
+            self._bind_target(target, node.value)
 
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             self._bind_target(node.target, node.value)
 
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.target, cst.Name):
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
             # `q += " AND x"` keeps a string a string; anything else makes it unknown.
-            value = node.value if isinstance(node.operator, cst.AddAssign) else None
-            self.scope.assigned.setdefault(node.target.value, []).append(value)
+            value = node.value if isinstance(node.op, ast.Add) else None
+            self.scope.assigned.setdefault(node.target.id, []).append(value)
 
-    def visit_For(self, node: cst.For) -> None:
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self._bind_target(node.target, None)
 
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self._bind_target(node.target, node.value)
 
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        if node.name is not None and isinstance(node.name.name, cst.Name):
-            self.bind(node.name.name.value)
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name is not None:
+            self.bind(node.name)
         self.scope.handler_depth += 1
 
-    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+    def leave_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         self.scope.handler_depth -= 1
 
-    def visit_ExceptStarHandler(self, node: cst.ExceptStarHandler) -> None:
+    def visit_ExceptStarHandler(self, node: ExceptStarHandler) -> None:
         self.scope.handler_depth += 1
 
-    def leave_ExceptStarHandler(self, node: cst.ExceptStarHandler) -> None:
+    def leave_ExceptStarHandler(self, node: ExceptStarHandler) -> None:
         self.scope.handler_depth -= 1
 
-    def visit_Finally(self, node: cst.Finally) -> None:
+    def visit_Finally(self, node: Finally) -> None:
         self.scope.handler_depth += 1
 
-    def leave_Finally(self, node: cst.Finally) -> None:
+    def leave_Finally(self, node: Finally) -> None:
         self.scope.handler_depth -= 1
 
-    def visit_If(self, node: cst.If) -> None:
-        branches = self.scope.branches
-        if branches:
-            owner_id, _ = branches[-1]
-            # An `elif` is the orelse of the enclosing If: it is that If's second branch.
-            if (
-                self._if_stack
-                and self._if_stack[-1].orelse is node
-                and id(self._if_stack[-1]) == owner_id
-            ):
-                branches[-1] = (owner_id, 1)
-        branches.append((id(node), 0))
+    def visit_If(self, node: ast.If) -> None:
+        self.scope.branches.append((id(node), 0))
         self._if_stack.append(node)
 
-    def leave_If(self, node: cst.If) -> None:
+    def leave_If(self, node: ast.If) -> None:
         self.scope.branches.pop()
         self._if_stack.pop()
 
-    def visit_Else(self, node: cst.Else) -> None:
+    def visit_Else(self, node: Else) -> None:
+        # An `elif` is an `if` inside the enclosing one's `else`: its second branch too.
         branches = self.scope.branches
-        if branches and self._if_stack and self._if_stack[-1].orelse is node:
+        if branches and self._if_stack and self._if_stack[-1] is node.owner:
             branches[-1] = (branches[-1][0], 1)
 
-    def visit_With(self, node: cst.With) -> None:
+    def visit_With(self, node: WithNode) -> None:
         scope = self.scope
         blocks: list[FactoryBlock] = []
         for item in node.items:
-            self._item_owner[id(item.item)] = node
-            if item.asname is not None:
-                self._bind_target(item.asname.name, None)
-            call = item.item
+            call = item.context_expr
+            self._item_owner[id(call)] = node
+            if item.optional_vars is not None:
+                self._bind_target(item.optional_vars, None)
             if self.is_factory_call(call):
-                name = None
-                if item.asname is not None and isinstance(item.asname.name, cst.Name):
-                    name = item.asname.name.value
+                bound = item.optional_vars
                 block = FactoryBlock(
                     with_node=node,
                     item=item,
-                    name=name,
+                    name=bound.id if isinstance(bound, ast.Name) else None,
                     in_handler=scope.handler_depth > 0,
                     branches=tuple(scope.branches),
                 )
                 blocks.append(block)
                 scope.blocks.append(block)
                 scope.open_blocks.append(block)
-            elif isinstance(call, cst.Call):
+            elif isinstance(call, ast.Call):
                 rc = receiver_call(call)
                 if rc is not None and rc[1] == BEGIN:
                     scope.begin_blocks.append(BeginBlock(name=rc[0], with_node=node, call=call))
@@ -436,40 +481,37 @@ class FileContext:
             self.relevant = True
             self._block_map[id(node)] = blocks
 
-    def leave_With(self, node: cst.With) -> None:
+    def leave_With(self, node: WithNode) -> None:
         scope = self.scope
         while scope.open_blocks and scope.open_blocks[-1].with_node is node:
             scope.open_blocks.pop()
         while scope.begin_blocks and scope.begin_blocks[-1].with_node is node:
             scope.begin_blocks.pop()
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         name = last_name(node.func)
         if name in ENGINE_CONFIG_CALLS:
             self._engine_config.append(node)
-        elif name in _RELEVANT_METHODS and isinstance(node.func, cst.Attribute):
+        elif name in _RELEVANT_METHODS and isinstance(node.func, ast.Attribute):
             self.relevant = True
 
-    def leave_Call(self, node: cst.Call) -> None:
+    def leave_Call(self, node: ast.Call) -> None:
         if self._engine_config and self._engine_config[-1] is node:
             self._engine_config.pop()
 
     # --- helpers --------------------------------------------------------------------
 
-    def _is_request_depends(self, expr: cst.BaseExpression) -> bool:
-        if not isinstance(expr, cst.Call) or last_name(expr.func) != "Depends" or not expr.args:
+    def _is_request_depends(self, expr: ast.AST) -> bool:
+        if not isinstance(expr, ast.Call) or last_name(expr.func) != "Depends":
             return False
-        dep = last_name(expr.args[0].value)
-        return dep in self.request_dependencies
+        if not expr.args and not expr.keywords:
+            return False
+        return last_name(call_arguments(expr)[0].value) in self.request_dependencies
 
-    def _annotation_depends(self, expr: cst.BaseExpression) -> bool:
+    def _annotation_depends(self, expr: ast.AST) -> bool:
         """``Annotated[AsyncSession, Depends(get_db)]``."""
-        if isinstance(expr, cst.Subscript) and last_name(expr.value) == "Annotated":
-            for element in expr.slice:
-                if isinstance(element.slice, cst.Index) and self._is_request_depends(
-                    element.slice.value
-                ):
-                    return True
+        if isinstance(expr, ast.Subscript) and last_name(expr.value) == "Annotated":
+            return any(self._is_request_depends(e) for e in _subscript_elements(expr))
         return False
 
 
@@ -478,40 +520,42 @@ _RELEVANT_METHODS = frozenset(
 )
 
 
-def _is_route_decorator(expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.Call):
+def _is_route_decorator(expr: ast.AST) -> bool:
+    if isinstance(expr, ast.Call):
         expr = expr.func
-    return isinstance(expr, cst.Attribute) and expr.attr.value in ROUTE_METHODS
+    return isinstance(expr, ast.Attribute) and expr.attr in ROUTE_METHODS
 
 
-def _is_none(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "None"
+def _is_none(expr: ast.AST) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value is None
 
 
-def _subscript_elements(expr: cst.Subscript) -> Iterator[cst.BaseExpression]:
-    for element in expr.slice:
-        if isinstance(element.slice, cst.Index):
-            yield element.slice.value
+def _subscript_elements(expr: ast.Subscript) -> Iterator[ast.expr]:
+    inner = expr.slice
+    elements = inner.elts if isinstance(inner, ast.Tuple) else [inner]
+    for element in elements:
+        if not isinstance(element, ast.Slice):
+            yield element
 
 
-def _is_session_annotation(expr: cst.BaseExpression | None) -> bool:
+def _is_session_annotation(expr: ast.AST | None) -> bool:
     if expr is None:
         return False
-    if isinstance(expr, (cst.Name, cst.Attribute)):
+    if isinstance(expr, ast.Name | ast.Attribute):
         return last_name(expr) in SESSION_TYPES
-    if isinstance(expr, cst.SimpleString):
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
         inner = expr.value.strip("'\"")
         parts = [p.strip() for p in inner.replace("Optional[", "").rstrip("]").split("|")]
         parts = [p for p in parts if p and p != "None"]
         return len(parts) == 1 and parts[0].rsplit(".", 1)[-1] in SESSION_TYPES
-    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.BitOr):
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
         left, right = expr.left, expr.right
         if _is_none(right):
             return _is_session_annotation(left)
         if _is_none(left):
             return _is_session_annotation(right)
         return False
-    if isinstance(expr, cst.Subscript):
+    if isinstance(expr, ast.Subscript):
         outer = last_name(expr.value)
         elements = list(_subscript_elements(expr))
         if outer == "Optional" and len(elements) == 1:

@@ -1,8 +1,8 @@
 """Decoding and parsing one file, the way every part of the engine does it.
 
-`decode` applies the PEP 263 cookie (else UTF-8) and rejects NUL bytes; `parse` guards
-libcst with CPython's own parser (see `rules.engine.audit`, steps 1 to 3). Both return a
-`Problem` (line, column, message) instead of raising, which the engine reports as TXA02.
+`decode` applies the PEP 263 cookie (else UTF-8) and rejects NUL bytes; `parse` is CPython's
+own parser (see `rules.engine.audit`, steps 1 and 2). Both return a `Problem` (line, column,
+message) instead of raising, which the engine reports as TXA02.
 Imports nothing from the rest of the engine.
 """
 
@@ -18,19 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import libcst as cst
-
-_CHAIN_LIMIT = 4000
-_BOOL_WORDS = re.compile(r"\b(?:and|or)\b")
-_ADJACENT_STRINGS = re.compile(r"""["']\s+[rbfuRBFU]{0,2}["']""")
-_BRACKETS = re.compile(r"[()\[\]{}]")
-_MAX_BRACKET_DEPTH = 200
 _NEWLINE = re.compile(r"\r\n?|\n")
 _DEEP_STACK = 512 * 1024 * 1024
 
 T = TypeVar("T")
 
-#: libcst parses in this process (the audits' and TX007's summaries'); tests read it.
+#: Parses in this process (the audits' and TX007's summaries'); tests read it.
 STATS = {"parses": 0}
 
 
@@ -78,99 +71,68 @@ def decode(source: bytes) -> str | Problem:
     return text
 
 
-def _cpython_check(text: str) -> SyntaxError | Problem | None:
-    """None when CPython parses the file and it is safe for libcst; a Problem when it is
-    too deeply nested; the SyntaxError when CPython rejects it."""
+def parse(text: str) -> ast.Module | Problem:
+    """The file's `ast` tree, or the Problem that TXA02 reports: a syntax error (naming
+    the Python version a newer construct needs), or code too deeply nested for CPython."""
+    STATS["parses"] += 1
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except SyntaxError as exc:
         message = exc.msg or "invalid syntax"
         if "too many nested" in message or "too complex" in message:
             return Problem(exc.lineno or 1, exc.offset or 1, message)
-        return exc
+        return _syntax_problem(exc, text)
     except (RecursionError, MemoryError):
         return Problem(1, 1, "expression too deeply nested to analyse")
     except ValueError as exc:  # e.g. source with NUL bytes
         return Problem(1, 1, str(exc))
-    if (
-        len(_BOOL_WORDS.findall(text)) >= _CHAIN_LIMIT
-        or len(_ADJACENT_STRINGS.findall(text)) >= _CHAIN_LIMIT
-    ):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.BoolOp) and len(node.values) >= _CHAIN_LIMIT:
-                return Problem(
-                    node.lineno, node.col_offset + 1, "boolean expression too long to analyse"
-                )
-            if isinstance(node, ast.Constant | ast.JoinedStr) and node.end_lineno is not None:
-                segment = ast.get_source_segment(text, node) or ""
-                if len(_ADJACENT_STRINGS.findall(segment)) >= _CHAIN_LIMIT:
-                    return Problem(
-                        node.lineno, node.col_offset + 1, "string concatenation too long to analyse"
-                    )
+
+
+#: Constructs of newer Pythons that this Python's parser rejects, by the line they start.
+_NEWER_SYNTAX: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"^\s*type\s+[A-Za-z_]\w*\s*[\[=]"), "a `type` statement (PEP 695)", "3.12"),
+    (
+        re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+[A-Za-z_]\w*\s*\["),
+        "type parameters (PEP 695)",
+        "3.12",
+    ),
+    (
+        re.compile(r"^\s*except\*?\s+[^(\s:][^:]*,[^:]*:"),
+        "`except` with unparenthesised types (PEP 758)",
+        "3.14",
+    ),
+)
+
+
+def newer_syntax(line: str) -> tuple[str, str] | None:
+    """(what, version) when `line` starts a construct that needs a newer Python."""
+    running = sys.version_info[:2]
+    for pattern, what, version in _NEWER_SYNTAX:
+        needed = tuple(int(p) for p in version.split("."))
+        if running < needed and pattern.match(line):
+            return what, version
     return None
 
 
-def _bracket_depth(text: str) -> int:
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(text):
-        if match.group() in "([{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth = max(depth - 1, 0)
-    return deepest
-
-
-def parse(text: str) -> cst.Module | Problem:
-    checked = _cpython_check(text)
-    if isinstance(checked, Problem):
-        return checked
-    if checked is None:
-        STATS["parses"] += 1
-        try:
-            return cst.parse_module(text)
-        except cst.ParserSyntaxError as exc:
-            return _libcst_problem(exc)
-        except Exception as exc:  # e.g. CSTValidationError for identifiers libcst rejects
-            return Problem(1, 1, f"cannot parse: {exc}")
-    # CPython 3.11 rejects the file. It may be newer syntax that libcst knows; try libcst on
-    # a big stack unless the nesting alone is out of reach.
-    cpython_error = checked
-    if (
-        _bracket_depth(text) > _MAX_BRACKET_DEPTH
-        or len(_BOOL_WORDS.findall(text)) >= _CHAIN_LIMIT
-        or len(_ADJACENT_STRINGS.findall(text)) >= _CHAIN_LIMIT
-    ):
-        return _syntax_problem(cpython_error)
-    STATS["parses"] += 1
-    try:
-        return deep(lambda: cst.parse_module(text))
-    except Exception:  # libcst rejects it too: CPython's message is the more precise one
-        return _syntax_problem(cpython_error)
-
-
-def _syntax_problem(exc: SyntaxError) -> Problem:
+def _syntax_problem(exc: SyntaxError, text: str) -> Problem:
     message = exc.msg or "invalid syntax"
-    return Problem(exc.lineno or 1, exc.offset or 1, f"syntax error: {message}")
-
-
-_LIBCST_AT = re.compile(r"error at (\d+):(\d+)")
-
-
-def _libcst_problem(exc: cst.ParserSyntaxError) -> Problem:
-    message = exc.message
-    match = _LIBCST_AT.search(message)
-    if match:
-        line, column = int(match.group(1)), int(match.group(2))
-    else:
-        line, column = exc.raw_line, exc.raw_column + 1
-    message = message.removeprefix("parser error: ")
-    return Problem(max(line, 1), max(column, 1), f"syntax error: {message}")
+    line = exc.lineno or 1
+    lines = split_lines(text)
+    newer = newer_syntax(lines[line - 1]) if 0 < line <= len(lines) else None
+    if newer is not None:
+        what, version = newer
+        running = ".".join(map(str, sys.version_info[:2]))
+        message = (
+            f"{message}: this line uses {what}, Python {version} syntax; txaudit parses with "
+            f"the grammar of the Python it runs on ({running}): run it on Python {version} "
+            "or newer to audit this file"
+        )
+    return Problem(line, exc.offset or 1, f"syntax error: {message}")
 
 
 def deep(fn: Callable[[], T]) -> T:
     """Run `fn` on a thread with a large stack and a high recursion limit (for deeply
-    nested code that CPython accepted; libcst's recursive code needs the room)."""
+    nested code that CPython accepted, when a recursive helper needs the room)."""
     result: list[Any] = []
     error: list[BaseException] = []
 

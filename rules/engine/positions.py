@@ -1,141 +1,72 @@
-"""Line/column positions for the few nodes that are reported, without PositionProvider.
+"""Line/column positions of reported nodes, from CPython's `ast` offsets.
 
-libcst's PositionProvider records a range for every node of the file (about 1.5x the parse
-time on real code). Findings need the positions of a handful of nodes, so this replays the
-module's code generation with a state that only counts characters, notes the syntactic
-start and end of the wanted nodes, and stops as soon as the last one has been seen.
-Ranges match PositionProvider's (syntactic positions: no leading lines, indentation or
-parentheses), except that a compound statement ends where its last simple statement ends.
+`ast` gives 1-based lines and 0-based column offsets in UTF-8 *bytes*; findings carry
+1-based *character* columns (what editors, SARIF and GitHub count). A compound statement
+(``async with ...:``) ends where the last statement of its body ends, as `ast` says.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-
-import libcst as cst
-from libcst._nodes.internal import CodegenState
-
-from rules.engine.rule import Span
-
-_NEWLINE = re.compile(r"\r\n?|\n")
+import ast
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 
-class _Done(Exception):
-    pass
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A resolved source range (1-based lines, 1-based columns, end exclusive)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
 
 
-class _PositionState(CodegenState):
-    def __init__(self, module: cst.Module, wanted: set[int]) -> None:
-        super().__init__(
-            default_indent=module.default_indent, default_newline=module.default_newline
-        )
-        self.wanted = wanted
-        self.remaining = len(wanted)
-        self.found: dict[int, tuple[int, int, int, int]] = {}
-        self._counted = 0
-        self._line = 1
-        self._col = 0
-
-    def _position(self) -> tuple[int, int]:
-        tokens = self.tokens
-        if self._counted < len(tokens):
-            chunk = "".join(tokens[self._counted :])
-            self._counted = len(tokens)
-            if "\r" in chunk:
-                parts = _NEWLINE.split(chunk)
-                if len(parts) > 1:
-                    self._line += len(parts) - 1
-                    self._col = len(parts[-1])
-                else:
-                    self._col += len(chunk)
-            else:
-                newlines = chunk.count("\n")
-                if newlines:
-                    self._line += newlines
-                    self._col = len(chunk) - chunk.rfind("\n") - 1
-                else:
-                    self._col += len(chunk)
-        return self._line, self._col
-
-    @contextmanager
-    def record_syntactic_position(
-        self,
-        node: cst.CSTNode,
-        *,
-        start_node: cst.CSTNode | None = None,
-        end_node: cst.CSTNode | None = None,
-    ) -> Iterator[None]:
-        key = id(node)
-        if key not in self.wanted or key in self.found:
-            yield
-            return
-        line, col = self._position()
-        yield
-        end_line, end_col = self._position()
-        self.found[key] = (line, col, end_line, end_col)
-        self.remaining -= 1
-        if self.remaining <= 0:
-            raise _Done
+def char_column(line: str, byte_offset: int) -> int:
+    """The 0-based character index of a UTF-8 byte offset in `line`."""
+    if byte_offset <= 0 or line.isascii():
+        return max(byte_offset, 0)
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
 
 
-def last_simple_statement(node: cst.CSTNode) -> cst.CSTNode:
-    """The last simple statement (or one-line suite) inside a compound statement."""
-    current = node
-    for _ in range(10_000):
-        if isinstance(current, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            return current
-        nxt: cst.CSTNode | None = None
-        if isinstance(current, cst.Try | cst.TryStar):
-            if current.finalbody is not None:
-                nxt = current.finalbody
-            elif current.orelse is not None:
-                nxt = current.orelse
-            elif current.handlers:
-                nxt = current.handlers[-1]
-            else:
-                nxt = current.body
-        elif isinstance(current, cst.If | cst.For | cst.While):
-            nxt = current.orelse if current.orelse is not None else current.body
-        elif isinstance(current, cst.Match):
-            nxt = current.cases[-1] if current.cases else None
-        elif isinstance(current, cst.IndentedBlock):
-            nxt = current.body[-1] if current.body else None
-        else:
-            body = getattr(current, "body", None)
-            if isinstance(body, cst.CSTNode):
-                nxt = body
-        if nxt is None:
-            return current
-        current = nxt
-    return current
+def byte_offset(line: str, column: int) -> int:
+    """The UTF-8 byte offset of 0-based character index `column` in `line`."""
+    return column if line.isascii() else len(line[:column].encode("utf-8"))
 
 
-def resolve_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> dict[int, Span]:
-    """id(node) -> Span for each node (nodes that cannot be located are left out)."""
-    nodes = list(nodes)
-    ends: dict[int, cst.CSTNode] = {}
-    wanted: set[int] = set()
-    for node in nodes:
-        wanted.add(id(node))
-        if isinstance(node, cst.BaseCompoundStatement):
-            leaf = last_simple_statement(node)
-            ends[id(node)] = leaf
-            wanted.add(id(leaf))
-    state = _PositionState(module, wanted)
-    try:
-        module._codegen(state)
-    except _Done:
-        pass
+def span_of(node: ast.AST, lines: Sequence[str]) -> Span | None:
+    """The span of `node` (None when it has no position)."""
+    line = getattr(node, "lineno", None)
+    if line is None:
+        return None
+    end_line = getattr(node, "end_lineno", None) or line
+    col = getattr(node, "col_offset", 0)
+    end_col = getattr(node, "end_col_offset", None)
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    end_text = lines[end_line - 1] if 0 < end_line <= len(lines) else ""
+    start = char_column(text, col)
+    end = char_column(end_text, end_col) if end_col is not None else start
+    return Span(line, start + 1, end_line, end + 1)
+
+
+def resolve_spans(nodes: Iterable[ast.AST], lines: Sequence[str]) -> dict[int, Span]:
+    """id(node) -> Span for each node (nodes without a position are left out)."""
     spans: dict[int, Span] = {}
     for node in nodes:
-        found = state.found.get(id(node))
-        if found is None:
-            continue
-        line, col, end_line, end_col = found
-        last = ends.get(id(node))
-        if last is not None and id(last) in state.found:
-            _, _, end_line, end_col = state.found[id(last)]
-        spans[id(node)] = Span(line, col + 1, end_line, end_col + 1)
+        span = span_of(node, lines)
+        if span is not None:
+            spans[id(node)] = span
     return spans
+
+
+def source_segment(node: ast.AST, lines: Sequence[str]) -> str:
+    """The source text of `node` ("" when it has no position)."""
+    span = span_of(node, lines)
+    if span is None:
+        return ""
+    if span.line == span.end_line:
+        return lines[span.line - 1][span.column - 1 : span.end_column - 1]
+    first = lines[span.line - 1][span.column - 1 :]
+    middle = lines[span.line : span.end_line - 1]
+    last = lines[span.end_line - 1][: span.end_column - 1] if span.end_line <= len(lines) else ""
+    return first + "".join(middle) + last

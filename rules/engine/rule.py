@@ -2,25 +2,29 @@
 
 A rule is one class in one module (``rules/tx001_nested_transaction.py``), laid out like a
 Fixit rule: docstring (ruff headings), ``MESSAGE``, ``VALID`` and ``INVALID`` examples, then
-visitor hooks. Hooks are methods named ``visit_<Node>`` / ``leave_<Node>`` after libcst node
-classes (``visit_Call``, ``leave_FunctionDef``, ...). The engine calls every enabled rule's
-hooks from one traversal of the file, after the shared vocabulary (``self.ctx``) has been
-updated for the node, so a hook sees the scope, sessions and imports that apply at that node.
+visitor hooks. Hooks are methods named ``visit_<Node>`` / ``leave_<Node>`` after CPython
+`ast` node classes (``visit_Call``, ``leave_FunctionDef``, ...; `rules.engine.syntax` says
+how ``async`` forms and ``else``/``finally`` clauses are read). The engine calls every
+enabled rule's hooks from one traversal of the file's `ast` tree, after the shared vocabulary
+(``self.ctx``) has been updated for the node, so a hook sees the scope, sessions and imports
+that apply at that node.
 """
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import libcst as cst
 
 from rules.engine.config import Config
 from rules.engine.model import Fix, Severity
+from rules.engine.positions import Span
 
 if TYPE_CHECKING:
+    import libcst
+
     from rules.engine.context import FileContext
 
 
@@ -68,24 +72,16 @@ def _dedent(code: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """A resolved source range (1-based lines, 1-based columns, end exclusive)."""
-
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-
-
-@dataclass(frozen=True, slots=True)
 class FixInput:
     """What a fix builder gets once positions are known."""
 
-    node: cst.CSTNode
+    node: ast.AST
     span: Span
     #: The file's lines, each with its line ending; ``lines[0]`` is line 1.
     lines: Sequence[str]
-    module: cst.Module
+    #: The file's libcst tree, parsed on the first call and shared by the file's fixes:
+    #: only files with a fixable finding are ever parsed by libcst.
+    libcst_module: Callable[[], libcst.Module]
 
 
 FixBuilder = Callable[[FixInput], Fix | None]
@@ -96,7 +92,7 @@ class Report:
     """A candidate finding, before positions, severities and suppressions."""
 
     rule: type[Rule]
-    node: cst.CSTNode
+    node: ast.AST
     message: str
     scope: str
     fix: FixBuilder | None = None
@@ -136,7 +132,7 @@ class Rule:
 
     def report(
         self,
-        node: cst.CSTNode,
+        node: ast.AST,
         message: str | None = None,
         *,
         fix: FixBuilder | None = None,
@@ -146,30 +142,3 @@ class Rule:
         self._sink.append(
             Report(rule=type(self), node=node, message=text, scope=self.ctx.scope.qualname, fix=fix)
         )
-
-
-@dataclass(frozen=True)
-class RuleHooks:
-    """The visit/leave hook names a rule class defines, by libcst node class name."""
-
-    visit: Mapping[str, str] = field(default_factory=dict)
-    leave: Mapping[str, str] = field(default_factory=dict)
-
-
-_HOOKS: dict[type, RuleHooks] = {}
-
-
-def hooks_of(cls: type) -> RuleHooks:
-    """The hooks of a rule (or context) class, computed once per class."""
-    hooks = _HOOKS.get(cls)
-    if hooks is None:
-        visit: dict[str, str] = {}
-        leave: dict[str, str] = {}
-        for attr in dir(cls):
-            if attr.startswith("visit_"):
-                visit[attr[6:]] = attr
-            elif attr.startswith("leave_"):
-                leave[attr[6:]] = attr
-        hooks = RuleHooks(visit=visit, leave=leave)
-        _HOOKS[cls] = hooks
-    return hooks

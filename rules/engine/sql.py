@@ -13,9 +13,7 @@ from __future__ import annotations
 import ast
 import re
 
-import libcst as cst
-
-from rules.engine.context import EXECUTE_METHODS
+from rules.engine.context import EXECUTE_METHODS, call_arguments
 
 _IDENT = r"""[\w."`\[\]{}$:@]+"""
 _TERM = (
@@ -90,88 +88,71 @@ def _lower_case_ok(pattern: re.Pattern[str], match: re.Match[str], text: str) ->
     return _LOWER_SIGNALS.search(text, match.start()) is not None
 
 
-def string_value(node: cst.BaseExpression) -> str | None:
+def string_value(node: ast.AST) -> str | None:
     """The text of a string literal (simple, implicitly concatenated or f-string, with each
-    replacement field read as ``x``), or None when `node` is not one or cannot be read."""
-    if isinstance(node, cst.SimpleString):
-        raw = node.value
-        if "\\" not in raw and not node.prefix:
-            return raw[len(node.quote) : -len(node.quote)]
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return None
-        if isinstance(value, bytes):
-            return value.decode("latin-1")
-        return value if isinstance(value, str) else None
-    if isinstance(node, cst.FormattedString):
+    replacement field read as ``x``), or None when `node` is not one."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, str):
+            return value
+        return value.decode("latin-1") if isinstance(value, bytes) else None
+    if isinstance(node, ast.JoinedStr):
         out: list[str] = []
-        for part in node.parts:
-            if isinstance(part, cst.FormattedStringText):
+        for part in node.values:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
                 out.append(part.value)
             else:
                 out.append("x")
         return "".join(out)
-    if isinstance(node, cst.ConcatenatedString):
-        pieces: list[str] = []
-        stack: list[cst.BaseExpression] = [node]
-        while stack:
-            current = stack.pop()
-            if isinstance(current, cst.ConcatenatedString):
-                stack.append(current.right)
-                stack.append(current.left)
-            else:
-                text = string_value(current)
-                if text is None:
-                    return None
-                pieces.append(text)
-        return "".join(pieces)
     return None
 
 
-def raw_has_keyword(node: cst.BaseExpression) -> bool:
-    """Cheap pre-check on the literal's *source* text (no evaluation): one of the trigger
-    words must be written literally. This is what makes the engine's trigger-word skip
-    exact for ORM003 (a keyword spelled with escapes is not recognised)."""
-    stack: list[cst.BaseExpression] = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.SimpleString):
-            if PREFILTER.search(current.value):
-                return True
-        elif isinstance(current, cst.ConcatenatedString):
-            stack.append(current.left)
-            stack.append(current.right)
-        elif isinstance(current, cst.FormattedString):
-            for part in current.parts:
-                if isinstance(part, cst.FormattedStringText) and PREFILTER.search(part.value):
-                    return True
-    return False
+def is_string_literal(node: ast.AST) -> bool:
+    """A ``str`` or ``bytes`` literal or an f-string (concatenated ones are one node)."""
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str | bytes)
+    )
 
 
-def is_stringish(expr: cst.BaseExpression) -> bool:
+def raw_has_keyword(node: ast.AST, source: str) -> bool:
+    """Cheap pre-check: one of the trigger words must be written literally, in the
+    literal's *source* text (`source`, not its value). This is what makes the engine's
+    trigger-word skip exact for ORM003 (a keyword spelled with escapes is not recognised).
+    The value is looked at first: without a keyword there, no SQL can be recognised."""
+    value = string_value(node)
+    return (
+        value is not None
+        and PREFILTER.search(value) is not None
+        and (PREFILTER.search(source) is not None)
+    )
+
+
+def is_stringish(expr: ast.AST) -> bool:
     """A string built in place: a literal, an f-string, a concatenation with a string,
     ``%``-formatting or ``.format()`` of a string (RULES.md ORM002)."""
-    node: cst.BaseExpression = expr
+    node: ast.AST = expr
     for _ in range(100_000):
-        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
-            return not (isinstance(node, cst.SimpleString) and "b" in node.prefix.lower())
-        if isinstance(node, cst.BinaryOperation):
-            if isinstance(node.operator, cst.Modulo):
+        if isinstance(node, ast.JoinedStr):
+            return True
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str)
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Mod):
                 node = node.left
                 continue
-            if isinstance(node.operator, cst.Add):
-                if isinstance(
-                    node.right, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
+            if isinstance(node.op, ast.Add):
+                right = node.right
+                if isinstance(right, ast.JoinedStr) or (
+                    isinstance(right, ast.Constant) and isinstance(right.value, str | bytes)
                 ):
                     return True
                 node = node.left
                 continue
             return False
         if (
-            isinstance(node, cst.Call)
-            and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value == "format"
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
         ):
             node = node.func.value
             continue
@@ -179,17 +160,17 @@ def is_stringish(expr: cst.BaseExpression) -> bool:
     return False
 
 
-def statement_argument(call: cst.Call) -> cst.BaseExpression | None:
+def statement_argument(call: ast.Call) -> ast.expr | None:
     """The statement passed to ``.execute(...)`` and friends: the first positional
     argument, or the ``statement=`` keyword."""
-    for arg in call.args:
+    for arg in call_arguments(call):
         if arg.keyword is None and not arg.star:
             return arg.value
-        if arg.keyword is not None and arg.keyword.value in ("statement", "sql"):
+        if arg.keyword in ("statement", "sql"):
             return arg.value
     return None
 
 
-def is_execute_call(call: cst.Call) -> bool:
+def is_execute_call(call: ast.Call) -> bool:
     """Whether `call` is ``<anything>.execute(...)`` or one of its siblings."""
-    return isinstance(call.func, cst.Attribute) and call.func.attr.value in EXECUTE_METHODS
+    return isinstance(call.func, ast.Attribute) and call.func.attr in EXECUTE_METHODS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import libcst as cst
@@ -393,8 +394,9 @@ class Scheduler:
             x = (1 +
                  2)
             await s.execute(text("SELECT 1"))
-            if x:
+            if x:  # «prüfen» ✓
                 y = f"é{x!r:>{10}}"  ; z = [i for i in range(3)]
+                número = "🙂 ünïcode"; s.add(número); ñ = s.commit(número)
             else:
                 pass
         return  s.commit()
@@ -406,21 +408,65 @@ q = text(
 '''
 
 
+_LIBCST_KIND = {
+    ast.Call: cst.Call,
+    ast.With: cst.With,
+    ast.AsyncWith: cst.With,
+    ast.Name: cst.Name,
+    ast.If: cst.If,
+}
+
+
 def test_positions_match_position_provider() -> None:
+    """`ast`'s UTF-8 byte offsets, turned into characters, land where libcst's
+    PositionProvider (which counts characters) says each node starts and ends, on lines
+    with non-ASCII identifiers, strings and comments before the node."""
     module = cst.parse_module(POSITION_SAMPLE)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    nodes = [
-        node
-        for node in expected
-        if isinstance(
-            node,
-            cst.Call | cst.With | cst.SimpleString | cst.FormattedString | cst.Name | cst.If,
-        )
-    ]
-    spans = resolve_spans(module, nodes)
+    by_start = {
+        (type(node), pos.start.line, pos.start.column + 1): pos
+        for node, pos in expected.items()
+        if isinstance(node, tuple(_LIBCST_KIND.values()))
+    }
+    nodes = [n for n in ast.walk(ast.parse(POSITION_SAMPLE)) if type(n) in _LIBCST_KIND]
+    lines = split_lines(POSITION_SAMPLE)
+    spans = resolve_spans(nodes, lines)
+    assert len(nodes) > 30
     for node in nodes:
-        want = expected[node]
         got = spans[id(node)]
-        assert (got.line, got.column) == (want.start.line, want.start.column + 1), node
-        if not isinstance(node, cst.BaseCompoundStatement):
+        want = by_start.get((_LIBCST_KIND[type(node)], got.line, got.column))
+        assert want is not None, (ast.dump(node), got)
+        if not isinstance(node, ast.If | ast.With | ast.AsyncWith):
             assert (got.end_line, got.end_column) == (want.end.line, want.end.column + 1)
+
+
+def test_columns_count_characters_after_non_ascii_text() -> None:
+    """`ast` counts UTF-8 bytes; findings count characters (1-based), ends included."""
+    line = 'résumé = "é🙂"; q = text("SELECT 1")  # ü\n'
+    result = audit("from sqlalchemy import text\n" + line)
+    start = line.index("text(")
+    end = line.index(")") + 1
+    assert [(f.rule, f.line, f.column, f.end_line, f.end_column) for f in result.findings] == [
+        ("ORM001", 2, start + 1, 2, end + 1)
+    ]
+
+
+def test_newer_syntax_names_the_python_it_needs() -> None:
+    """PEP 695 code cannot be parsed by the Python txaudit runs on: one TXA02 that says which
+    construct and which Python version, and nothing else from the file."""
+    import sys
+
+    code = (
+        "type Jobs = list[int]\n\n"
+        "def first[T](items: list[T]) -> T:\n"
+        "    return items[0]\n"
+    )
+    result = audit(code)
+    if sys.version_info >= (3, 12):
+        assert result.findings == ()
+        return
+    assert [(f.rule, f.line) for f in result.findings] == [("TXA02", 1)]
+    message = result.findings[0].message
+    assert "`type` statement (PEP 695)" in message and "Python 3.12" in message
+    generic = audit("def first[T](items: list[T]) -> T:\n    return items[0]\n").findings
+    assert "type parameters (PEP 695)" in generic[0].message

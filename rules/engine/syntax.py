@@ -1,0 +1,233 @@
+"""The one walk over a CPython `ast` tree that the context and every rule share.
+
+`dispatch(tree, objects)` calls each object's ``visit_<Node>`` hooks before a node's
+children and its ``leave_<Node>`` hooks after them. Hook names are `ast` class names, with
+four readings that keep rules short and close to the code as written:
+
+- ``async def``, ``async with`` and ``async for`` call the hooks of ``FunctionDef``,
+  ``With`` and ``For`` (``node`` is still the `ast.AsyncWith` ...; test for both types when
+  the difference matters); ``try: ... except*`` calls those of ``Try``.
+- `ast` has no node for an ``else:`` or ``finally:`` clause, nor a separate type for an
+  ``except*`` handler: the walk adds `Else`, `Finally` and `ExceptStarHandler` nodes around
+  those bodies, so that a rule can tell when it is inside one.
+
+Children are visited in source order where `ast`'s field order is not (decorators before
+the ``def``, for instance). Operators and load/store contexts are not visited.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Else",
+    "ExceptStarHandler",
+    "Finally",
+    "RuleHooks",
+    "dispatch",
+    "hooks_of",
+    "is_function",
+    "is_with",
+]
+
+
+class Else(ast.stmt):
+    """The ``else:`` body of an ``if``/``for``/``while``/``try`` (`owner`)."""
+
+    _fields = ("body",)
+    body: list[ast.stmt]
+    owner: ast.AST
+
+
+class Finally(ast.stmt):
+    """The ``finally:`` body of a ``try``."""
+
+    _fields = ("body",)
+    body: list[ast.stmt]
+
+
+class ExceptStarHandler(ast.excepthandler):
+    """An ``except*`` handler (`handler` is the `ast.ExceptHandler` it stands for)."""
+
+    _fields = ("type", "body")
+    type: ast.expr | None
+    name: str | None
+    body: list[ast.stmt]
+    handler: ast.ExceptHandler
+
+
+@dataclass(frozen=True)
+class RuleHooks:
+    """The visit/leave hook names a rule class defines, by `ast` node class name."""
+
+    visit: Mapping[str, str] = field(default_factory=dict)
+    leave: Mapping[str, str] = field(default_factory=dict)
+
+
+_HOOKS: dict[type, RuleHooks] = {}
+
+
+def hooks_of(cls: type) -> RuleHooks:
+    """The hooks of a rule (or context) class, computed once per class."""
+    hooks = _HOOKS.get(cls)
+    if hooks is None:
+        visit: dict[str, str] = {}
+        leave: dict[str, str] = {}
+        for attr in dir(cls):
+            if attr.startswith("visit_"):
+                visit[attr[6:]] = attr
+            elif attr.startswith("leave_"):
+                leave[attr[6:]] = attr
+        hooks = RuleHooks(visit=visit, leave=leave)
+        _HOOKS[cls] = hooks
+    return hooks
+
+
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+WITHS = (ast.With, ast.AsyncWith)
+
+
+def is_function(node: object) -> bool:
+    return isinstance(node, FUNCTIONS)
+
+
+def is_with(node: object) -> bool:
+    return isinstance(node, WITHS)
+
+
+_HOOK_NAME: dict[type, str] = {
+    ast.AsyncFunctionDef: "FunctionDef",
+    ast.AsyncWith: "With",
+    ast.AsyncFor: "For",
+    ast.TryStar: "Try",
+}
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores", "kind"})
+_FIELD_ORDER: dict[type, tuple[str, ...]] = {
+    ast.FunctionDef: ("decorator_list", "args", "returns", "body"),
+    ast.AsyncFunctionDef: ("decorator_list", "args", "returns", "body"),
+    ast.ClassDef: ("decorator_list", "bases", "keywords", "body"),
+}
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_of(node_type: type) -> tuple[str, ...]:
+    names = _FIELDS.get(node_type)
+    if names is None:
+        names = _FIELD_ORDER.get(node_type) or tuple(
+            f for f in getattr(node_type, "_fields", ()) if f not in _SKIP_FIELDS
+        )
+        if "type_params" in names:  # Python 3.12+: visit them before the signature
+            names = ("type_params", *(n for n in names if n != "type_params"))
+        _FIELDS[node_type] = names
+    return names
+
+
+def _clause(cls: type[Else] | type[Finally], body: list[ast.stmt], owner: ast.AST) -> ast.stmt:
+    node: Else | Finally = cls()
+    node.body = body
+    if isinstance(node, Else):
+        node.owner = owner
+    first, last = body[0], body[-1]
+    node.lineno, node.col_offset = first.lineno, first.col_offset
+    node.end_lineno, node.end_col_offset = last.end_lineno, last.end_col_offset
+    return node
+
+
+def _star(handler: ast.ExceptHandler) -> ExceptStarHandler:
+    node = ExceptStarHandler()
+    node.type, node.name, node.body, node.handler = (
+        handler.type,
+        handler.name,
+        handler.body,
+        handler,
+    )
+    node.lineno, node.col_offset = handler.lineno, handler.col_offset
+    node.end_lineno, node.end_col_offset = handler.end_lineno, handler.end_col_offset
+    return node
+
+
+def _children(node: ast.AST, names: tuple[str, ...]) -> list[Any]:
+    """The child nodes of `node` in visit order, with the clause nodes added."""
+    node_type = type(node)
+    if node_type in (ast.If, ast.For, ast.AsyncFor, ast.While):
+        out: list[Any] = []
+        for name in names:
+            value = getattr(node, name)
+            if name == "orelse":
+                if value:
+                    out.append(_clause(Else, value, node))
+            elif isinstance(value, list):
+                out.extend(value)
+            else:
+                out.append(value)
+        return out
+    if node_type in (ast.Try, ast.TryStar):
+        assert isinstance(node, ast.Try | ast.TryStar)
+        out = list(node.body)
+        if node_type is ast.TryStar:
+            out.extend(_star(h) for h in node.handlers)  # type: ignore[arg-type]
+        else:
+            out.extend(node.handlers)
+        if node.orelse:
+            out.append(_clause(Else, node.orelse, node))
+        if node.finalbody:
+            out.append(_clause(Finally, node.finalbody, node))
+        return out
+    out = []
+    for name in names:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            out.append(value)
+        elif type(value) is list:
+            out.extend(v for v in value if isinstance(v, ast.AST))
+    return out
+
+
+Handler = Callable[[Any], object]
+
+
+def dispatch(root: ast.AST, objects: Sequence[object]) -> None:
+    """Walk `root` once, calling each object's ``visit_<Node>`` hooks (in the order of
+    `objects`) before a node's children and its ``leave_<Node>`` hooks (in reverse order)
+    after them. Iterative, so deep trees cannot overflow the stack. Put the `FileContext`
+    first so that it is up to date for the others."""
+    table: dict[type, tuple[list[Handler], list[Handler], tuple[str, ...]]] = {}
+    stack: list[Any] = [root]
+    leave_marker: list[Any] = []  # the marker object for "leave the next node"
+    while stack:
+        node = stack.pop()
+        if node is leave_marker:
+            left = stack.pop()
+            for handler in table[type(left)][1]:
+                handler(left)
+            continue
+        node_type = type(node)
+        entry = table.get(node_type)
+        if entry is None:
+            name = _HOOK_NAME.get(node_type, node_type.__name__)
+            visit = [
+                getattr(o, hooks_of(type(o)).visit[name])
+                for o in objects
+                if name in hooks_of(type(o)).visit
+            ]
+            leave = [
+                getattr(o, hooks_of(type(o)).leave[name])
+                for o in reversed(objects)
+                if name in hooks_of(type(o)).leave
+            ]
+            entry = (visit, leave, _fields_of(node_type))
+            table[node_type] = entry
+        visit_handlers, leave_handlers, names = entry
+        for handler in visit_handlers:
+            handler(node)
+        if leave_handlers:
+            stack.append(node)
+            stack.append(leave_marker)
+        if names:
+            children = _children(node, names)
+            if children:
+                children.reverse()
+                stack.extend(children)
