@@ -429,8 +429,8 @@ class Auditor:
         async def fetch(entry: Mapping[str, Any]) -> FetchedFile:
             item = await self.reads.fetch(gh, request, entry, tree)
             if vocab is not None and item.content is not None:
-                # while others download; the worker keeps the tree for the file's audit
-                await self.engine.summarize(item.content, vocab, keep_tree=True)
+                # while others download: TX007 summaries are ready when the audits start
+                await self.engine.summarize(item.content, vocab)
             return item
 
         fetched = await asyncio.gather(*(fetch(entry) for entry in wanted))

@@ -1,7 +1,8 @@
 """The rule engine's worker processes: audits and TX007 summaries off the event loop.
 
-`EngineRunner` sends each file to a worker process, keeps the results by (blob, path,
-config), and routes a changed file's audit to the worker that kept its parsed tree.
+`EngineRunner` sends each file to the least loaded worker process and keeps the results
+by (blob, path, config). A worker parses each file it is given (CPython's `ast.parse`, a
+few percent of an audit) and keeps nothing between calls.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,7 +24,6 @@ from typing import Any
 
 import cachetools
 
-import rules.engine.callgraph  # loads libcst at startup, not in the first audit's intake
 from rules.engine.config import Config
 from rules.engine.model import FileResult
 
@@ -36,8 +35,6 @@ logger = logging.getLogger(__name__)
 RESULT_CACHE_BYTES = 32 * 1024 * 1024
 #: Batches per engine worker in one audit: the TX007 index is pickled once per batch.
 BATCHES_PER_WORKER = 2
-#: Seconds at most that a worker keeps objects frozen (`_thaw`) while it keeps trees.
-THAW_INTERVAL = 60.0
 #: Added to the engine worker processes' niceness (lower priority than the event loop).
 WORKER_NICENESS = 10
 
@@ -57,44 +54,7 @@ def _engine_audit_many(
 ) -> list[FileResult]:
     """Several files in one worker call: the TX007 index is pickled once per batch, not once
     per file (for a 1,000-file pull request the index is over 1 MB)."""
-    results = [_engine_audit(source, path, config, project) for source, path in items]
-    _thaw()
-    return results
-
-
-#: Set in engine worker processes by `_init_worker`: only they freeze kept trees
-#: (`gc.freeze` is process-wide; with `workers=0` the server's own heap is never frozen).
-_IN_WORKER = False
-#: When this worker first froze objects since it last thawed them (monotonic seconds).
-_frozen_since: float | None = None
-
-
-def _freeze() -> None:
-    """Put every object tracked so far, a tree just kept among them, out of the cyclic
-    collector's sight: its passes would walk every kept tree again and again (~1.7 s of
-    worker CPU in 12 for a 1,000-file pull request). Trees form no cycles; refcounting
-    still frees one when its audit drops it."""
-    global _frozen_since
-    if _IN_WORKER:
-        gc.freeze()
-        if _frozen_since is None:
-            _frozen_since = time.monotonic()
-
-
-def _thaw() -> None:
-    """After an audit batch: the frozen objects go back under the collector once the worker
-    keeps no tree for an audit to come, or after `THAW_INTERVAL` seconds frozen (trees that
-    no audit takes, from an audit that failed or was cancelled, must not keep whatever
-    cyclic garbage was frozen with them from being collected)."""
-    global _frozen_since
-    if _frozen_since is None:
-        return
-    if (
-        rules.engine.callgraph.kept_trees()[0] == 0
-        or time.monotonic() - _frozen_since > THAW_INTERVAL
-    ):
-        gc.unfreeze()
-        _frozen_since = None
+    return [_engine_audit(source, path, config, project) for source, path in items]
 
 
 @contextmanager
@@ -111,16 +71,12 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _summarize(source: bytes, vocab: object, share_tree: bool = False) -> tuple[object, bool]:
-    """A module's TX007 summary, and whether this worker now keeps its parsed tree for the
-    file's audit (`share_tree`: a changed file; `rules.engine.callgraph.take_tree`)."""
-    from rules.engine.callgraph import summarize_sharing
+def _summarize(source: bytes, vocab: object) -> object:
+    """A module's TX007 summary (computed in a worker process)."""
+    from rules.engine.callgraph import summarize
 
     with _gc_paused():
-        summary, kept = summarize_sharing(source, vocab, share_tree=share_tree)  # type: ignore[arg-type]
-        if kept:
-            _freeze()
-    return summary, kept
+        return summarize(source, vocab)  # type: ignore[arg-type]
 
 
 def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
@@ -132,23 +88,18 @@ def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
 
 
 def _worker_stats() -> dict[str, int]:
-    """What one worker process did: libcst parses, summaries computed, trees kept, objects
-    frozen (`_freeze`)."""
+    """What one worker process did: parses and summaries computed."""
     from rules.engine import callgraph, parsing
 
-    trees, chars = callgraph.kept_trees()
     return {
         "pid": os.getpid(),
         "parses": parsing.STATS["parses"],
         "summaries": callgraph.STATS["computed"],
-        "trees": trees,
-        "tree_chars": chars,
-        "frozen": gc.get_freeze_count(),
     }
 
 
 def _init_worker() -> None:
-    """Worker start: lower the priority, import libcst once per worker (not per file)."""
+    """Worker start: lower the priority, import the engine once per worker (not per file)."""
     try:
         # The workers do the audits' CPU work; on a busy host the scheduler lets the event
         # loop, which answers webhooks within GitHub's deadline, run first.
@@ -162,50 +113,26 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import rules.engine.audit  # noqa: F401
 
-    global _IN_WORKER
-    _IN_WORKER = True
-
 
 def _no_op() -> None:
     """A task that makes the pool start a worker."""
 
 
-def _source_key(source: bytes) -> bytes:
-    return hashlib.sha1(source).digest()
-
-
 class _Worker:
-    """One engine worker process (a pool of one), and what the runner knows about it: the
-    bytes of the sources sent to it and not answered yet, and the changed files whose parsed
-    trees it keeps for their audits (SHA-1 of the source -> bytes; bounded like the worker's
-    own cache, `rules.engine.callgraph.TREE_CACHE_CHARS`, in bytes, so it forgets first)."""
+    """One engine worker process (a pool of one, so that a crash fails only the files sent
+    to it), and the bytes of the sources sent to it and not answered yet."""
 
     def __init__(self, executor: Executor | None) -> None:
         self.executor = executor
         self.pending = 0
-        self.trees: cachetools.LRUCache[bytes, int] = cachetools.LRUCache(
-            maxsize=rules.engine.callgraph.TREE_CACHE_CHARS, getsizeof=_identity
-        )
-
-    @property
-    def load(self) -> int:
-        """Bytes of work sent to it or waiting for it: the sources in flight, and the files
-        whose trees it keeps (their audits will come to this worker)."""
-        return self.pending + int(self.trees.currsize)
-
-
-def _identity(size: int) -> int:
-    return size
 
 
 class EngineRunner:
     """Runs `rules.engine.audit.audit_source` in worker processes and caches the results.
 
-    Each worker is a pool of one process, and the runner chooses the process of each call:
-    a changed file's TX007 summary goes to the least loaded worker, which keeps the parsed
-    tree, and the file's audit goes to that worker and uses the tree (one parse per file).
-    `workers=0` runs the engine in a thread instead (tests, tiny hosts); an injected
-    `executor` runs everything there (trees are not kept: it may have several processes).
+    Each worker is a pool of one process; each call goes to the worker with the fewest bytes
+    in flight. `workers=0` runs the engine in a thread instead (tests, tiny hosts); an
+    injected `executor` runs everything there.
     """
 
     def __init__(self, workers: int, *, executor: Executor | None = None) -> None:
@@ -249,18 +176,8 @@ class EngineRunner:
             worker.pending -= size
 
     def _least_loaded(self, extra: Sequence[int] | None = None) -> int:
-        loads = [w.load + (extra[k] if extra else 0) for k, w in enumerate(self._slots)]
+        loads = [w.pending + (extra[k] if extra else 0) for k, w in enumerate(self._slots)]
         return loads.index(min(loads))
-
-    def _holder(self, key: bytes, *, take: bool) -> int | None:
-        """The worker that keeps the tree of the source with this key; with `take`, forgotten
-        here as well (the audit about to be sent there takes the tree)."""
-        for index, worker in enumerate(self._slots):
-            if key in worker.trees:
-                if take:
-                    del worker.trees[key]
-                return index
-        return None
 
     async def audit(
         self,
@@ -277,9 +194,7 @@ class EngineRunner:
         if cached is not None:
             return cached
         self.runs += 1
-        index = self._holder(_source_key(source), take=True)
-        if index is None:
-            index = self._least_loaded()
+        index = self._least_loaded()
         try:
             [result] = await self._call(
                 index, len(source), _engine_audit_many, [(source, path)], config, project
@@ -299,18 +214,15 @@ class EngineRunner:
         config_key: str,
         project: object | None = None,
     ) -> list[FileResult]:
-        """`audit` for (source, path, blob sha) items: each file in the worker that keeps its
-        tree, the others spread by bytes; a few batches per worker (the TX007 index is
-        pickled once per batch, not once per file)."""
+        """`audit` for (source, path, blob sha) items, spread over the workers by bytes; a
+        few batches per worker (the TX007 index is pickled once per batch, not per file)."""
         results: list[FileResult | None] = [
             self._results.get((sha, path, config_key)) for _, path, sha in items
         ]
-        # Every item's kept tree is taken by its audit now (or, with a cached result, never).
-        holders = [self._holder(_source_key(source), take=True) for source, _, _ in items]
         todo = [i for i, result in enumerate(results) if result is None]
         if todo:
             self.runs += len(todo)
-            groups = self._route(items, todo, holders)
+            groups = self._route(items, todo)
 
             async def run(index: int, chunk: list[int]) -> None:
                 try:
@@ -342,24 +254,13 @@ class EngineRunner:
         return [result for result in results if result is not None]
 
     def _route(
-        self,
-        items: Sequence[tuple[bytes, str, str]],
-        todo: Sequence[int],
-        holders: Sequence[int | None],
+        self, items: Sequence[tuple[bytes, str, str]], todo: Sequence[int]
     ) -> list[list[int]]:
-        """Item indices per worker: a file whose tree a worker keeps goes there; the others,
-        largest first, to the worker with the least work (pending, kept and given here)."""
+        """Item indices per worker: largest first, each to the worker with the least work
+        (pending and given here)."""
         groups: list[list[int]] = [[] for _ in self._slots]
         given = [0] * len(self._slots)
-        free: list[int] = []
-        for i in todo:
-            holder = holders[i]
-            if holder is None:
-                free.append(i)
-            else:
-                groups[holder].append(i)
-                given[holder] += len(items[i][0])
-        for i in sorted(free, key=lambda i: -len(items[i][0])):
+        for i in sorted(todo, key=lambda i: -len(items[i][0])):
             index = self._least_loaded(given)
             groups[index].append(i)
             given[index] += len(items[i][0])
@@ -371,27 +272,15 @@ class EngineRunner:
         except ValueError:  # larger than the whole cache: not kept
             pass
 
-    async def summarize(self, source: bytes, vocab: object, *, keep_tree: bool = False) -> None:
+    async def summarize(self, source: bytes, vocab: object) -> None:
         """Compute a module's TX007 summary off the event loop (cached by
-        `rules.engine.callgraph.summarize` in this process). `keep_tree` (a changed file, audited
-        next): the worker keeps the parsed tree, and the file's audit goes to that worker.
-        Callee modules that are not audited keep no tree."""
-        key = _source_key(source)
-        holder = self._holder(key, take=False)
-        index = holder if holder is not None else self._least_loaded()
-        share = keep_tree and self._owns_executor  # an injected pool may have many processes
-        kept = False
+        `rules.engine.callgraph.summarize` in this process)."""
         try:
-            summary, kept = await self._call(index, len(source), _summarize, source, vocab, share)
+            summary = await self._call(self._least_loaded(), len(source), _summarize, source, vocab)
         except BrokenProcessPool:
             raise AuditFailure(
                 "the rule engine's worker process died while reading the changed files"
             ) from None
-        if kept:
-            try:
-                self._slots[index].trees[key] = len(source)
-            except ValueError:  # over the whole budget (the worker did not keep it either)
-                pass
         if not self._in_process:
             _prime_summary(source, vocab, summary)
 
@@ -407,7 +296,7 @@ class EngineRunner:
 
     def start(self) -> None:
         """Start the worker processes now (server start-up), so that the first audit does
-        not wait for them and for their libcst import (~0.3 s, six round trips at 50 ms)."""
+        not wait for them and for the engine's import."""
         if self._owns_pools:
             for index in range(len(self._slots)):
                 pool = self._pool(index)
@@ -420,7 +309,6 @@ class EngineRunner:
         if self._owns_pools and executor is not None and worker.executor is executor:
             executor.shutdown(wait=False, cancel_futures=True)
             worker.executor = None
-            worker.trees.clear()
 
     def close(self) -> None:
         if self._owns_pools:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 
 import libcst as cst
-from libcst.metadata import PositionProvider
 
 from rules.engine.context import BEGIN, receiver_call
 from rules.engine.model import Fix, Severity
@@ -215,18 +215,11 @@ class NestedTransaction(Rule):
 
 def _unwrap_begin_block(data: FixInput) -> Fix | None:
     """Remove the ``with X.begin():`` line and dedent its body, when that is safe. The
-    statement is found again in the file's libcst tree, which keeps the formatting."""
+    statement's own lines are parsed with libcst, which keeps comments and formatting."""
     node = data.node
     if not isinstance(node, ast.With | ast.AsyncWith) or len(node.items) != 1:
         return None
     if node.items[0].optional_vars is not None:
-        return None
-    module = data.libcst_module()
-    found = _libcst_with_at(module, data.span.line, data.span.column)
-    if found is None:
-        return None
-    body = found.body
-    if not isinstance(body, cst.IndentedBlock) or body.header.comment is not None:
         return None
     start, end = data.span.line, data.span.end_line
     lines = data.lines
@@ -235,6 +228,12 @@ def _unwrap_begin_block(data: FixInput) -> Fix | None:
     header = lines[start - 1]
     outer = header[: data.span.column - 1]
     if outer.strip() or not _WITH_HEADER.match(header):
+        return None
+    module = _parse_statement(lines[start - 1 : end], outer)
+    if module is None or not module.body or not isinstance(module.body[0], cst.With):
+        return None
+    body = module.body[0].body
+    if not isinstance(body, cst.IndentedBlock) or body.header.comment is not None:
         return None
     body_code = module.code_for_node(body)
     if '"""' in body_code or "'''" in body_code or "\\\n" in body_code or "\\\r" in body_code:
@@ -259,15 +258,12 @@ def _unwrap_begin_block(data: FixInput) -> Fix | None:
     return Fix(start_line=start, end_line=end, replacement="".join(replacement))
 
 
-def _libcst_with_at(module: cst.Module, line: int, column: int) -> cst.With | None:
-    """The libcst ``with`` statement that starts at (line, column)."""
-    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
-    for node, span in positions.items():
-        if (
-            isinstance(node, cst.With)
-            and span.start.line == line
-            and span.start.column + 1 == column
-        ):
-            return node
-    return None
+def _parse_statement(lines: Sequence[str], outer: str) -> cst.Module | None:
+    """The libcst tree of one statement's lines, with their common indentation removed."""
+    if any(line.strip() and not line.startswith(outer) for line in lines):
+        return None
+    snippet = "".join(line[len(outer) :] if line.strip() else "\n" for line in lines)
+    try:
+        return cst.parse_module(snippet)
+    except Exception:  # not a statement on its own (e.g. a line continued from before)
+        return None

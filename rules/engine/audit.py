@@ -34,8 +34,8 @@ How one file is audited:
    ``visit_*``/``leave_*`` hooks are dispatched from one iterative walk over the `ast` tree
    (`rules.engine.syntax.dispatch`).
 5. Positions come from `ast`'s offsets, converted from UTF-8 bytes to characters
-   (`rules.engine.positions`). Fixes that rewrite code (TX001's) parse the file with libcst,
-   only when the file has such a finding (`FixInput.libcst_module`).
+   (`rules.engine.positions`). A fix that rewrites code (TX001's) parses just the lines of
+   its statement with libcst, which keeps comments and formatting.
 6. Suppressions (`rules.engine.suppressions`), severities, sorting.
 """
 
@@ -48,9 +48,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
-from rules.engine.callgraph import take_tree
 from rules.engine.config import Config
 from rules.engine.context import FileContext
 from rules.engine.model import FileResult, Finding, Fix, Severity, Suppression
@@ -59,9 +57,6 @@ from rules.engine.positions import resolve_spans
 from rules.engine.rule import FixInput, Report, Rule, Span
 from rules.engine.suppressions import Comment, find_suppressions
 from rules.engine.syntax import dispatch
-
-if TYPE_CHECKING:
-    import libcst
 
 __all__ = ["apply_fixes", "audit_source", "audit_text", "dispatch"]
 
@@ -190,14 +185,9 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
     triggered = pattern is None or pattern.search(text) is not None
     has_comments = "txaudit" in text
     if not triggered and not has_comments and parse_severity is Severity.OFF:
-        take_tree(text)  # a tree that TX007 kept for this audit is not needed: free it
         return FileResult(path=path, lines=line_count)
 
-    # TX007 may already have parsed this module: to follow calls into it (CLI runs), or to
-    # summarise it in the same worker process before its audit (the app).
-    parsed: ast.Module | Problem | None = take_tree(text)
-    if parsed is None:
-        parsed = parse(text)
+    parsed = parse(text)
     if isinstance(parsed, Problem):
         lines = split_lines(text)
         bad_line = lines[parsed.line - 1] if 0 < parsed.line <= len(lines) else ""
@@ -293,15 +283,12 @@ def _to_findings(
         return []
     lines = split_lines(text)
     spans = resolve_spans((r.node for r in kept), lines)
-    libcst_module = _LazyLibcst(text)
     findings: list[Finding] = []
     for report in kept:
         span = spans.get(id(report.node)) or Span(1, 1, 1, 1)
         fix: Fix | None = None
         if report.fix is not None:
-            fix = report.fix(
-                FixInput(node=report.node, span=span, lines=lines, libcst_module=libcst_module)
-            )
+            fix = report.fix(FixInput(node=report.node, span=span, lines=lines))
         findings.append(
             Finding(
                 rule=report.rule.ID,
@@ -319,21 +306,6 @@ def _to_findings(
             )
         )
     return findings
-
-
-class _LazyLibcst:
-    """The file's libcst tree for fix builders, parsed once, on the first call."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._module: libcst.Module | None = None
-
-    def __call__(self) -> libcst.Module:
-        if self._module is None:
-            import libcst
-
-            self._module = deep(lambda: libcst.parse_module(self._text))
-        return self._module
 
 
 def _snippet(lines: Sequence[str], span: Span) -> str:

@@ -26,9 +26,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
-from typing import NamedTuple
 
 from cachetools import LRUCache
 
@@ -764,82 +762,23 @@ def parse_source(source: bytes) -> tuple[ast.Module, str] | None:
     return (parsed, text) if isinstance(parsed, ast.Module) else None
 
 
-#: Source characters whose parsed trees `_TREES` keeps at most. A libcst tree takes ~30 bytes
-#: per source character (tracemalloc: 31.9 B/char over bench_app's 1,000 changed modules,
-#: 2.7 M characters; 29.7 B/char over rules/ and bot/), so this is ~60 MB of trees.
-TREE_CACHE_CHARS = 2_000_000
-
-
-class _KeptTree(NamedTuple):
-    module: ast.Module
-    chars: int  # len() of the text it was parsed from: its share of `TREE_CACHE_CHARS`
-
-
-#: Trees parsed to follow calls, kept for the engine to audit the same text without parsing
-#: it again (`take_tree`); keyed by the decoded source text, bounded by its total length.
-_TREES: LRUCache[str, _KeptTree] = LRUCache(maxsize=TREE_CACHE_CHARS, getsizeof=attrgetter("chars"))
-
-
-def _keep_tree(text: str, module: ast.Module) -> bool:
-    """Keep `module` for `take_tree(text)`; False when the text alone is over the budget."""
-    with _CACHE_LOCK:
-        try:
-            _TREES[text] = _KeptTree(module, len(text))
-        except ValueError:  # larger than the whole budget: not kept
-            return False
-    return True
-
-
-def take_tree(text: str) -> ast.Module | None:
-    """The tree of `text` if `summarize(..., share_tree=True)` kept it (once; then None).
-
-    The engine calls this before parsing: in a CLI run a callee module is often audited
-    after the file that calls into it, and in the app a changed file is audited by the
-    worker process that summarised it; this saves the second parse.
-    """
-    if not _TREES:
-        return None
-    with _CACHE_LOCK:
-        kept = _TREES.pop(text, None)
-    return kept.module if kept is not None else None
-
-
-def kept_trees() -> tuple[int, int]:
-    """(trees, source characters) that this process keeps for `take_tree`."""
-    with _CACHE_LOCK:
-        return len(_TREES), int(_TREES.currsize)
-
-
-def summarize(
-    source: bytes, vocab: Vocab = Vocab(), *, share_tree: bool = False
-) -> ModuleSummary | None:
+def summarize(source: bytes, vocab: Vocab = Vocab()) -> ModuleSummary | None:
     """The summary of a module's bytes (None if it does not parse), cached by the SHA-1 of
-    the bytes (and the vocabulary). `share_tree` keeps the parsed tree for `take_tree`."""
-    return summarize_sharing(source, vocab, share_tree=share_tree)[0]
-
-
-def summarize_sharing(
-    source: bytes, vocab: Vocab = Vocab(), *, share_tree: bool = True
-) -> tuple[ModuleSummary | None, bool]:
-    """`summarize`, and whether this call kept the parsed tree for `take_tree` (not when the
-    summary came from the cache, nothing parsed, or the text is over `TREE_CACHE_CHARS`)."""
+    the bytes (and the vocabulary)."""
     key = (hashlib.sha1(source).digest(), vocab)
     with _CACHE_LOCK:
         if key in _CACHE:
-            return _CACHE[key], False
+            return _CACHE[key]
     result: ModuleSummary | None = None
-    kept = False
     try:
         parsed = parse_source(source)
         if parsed is not None:
             result = summarize_tree(parsed[0], vocab, parsed[1])
-            if share_tree:
-                kept = _keep_tree(parsed[1], parsed[0])
     except (RecursionError, MemoryError):
         result = None
     with _CACHE_LOCK:
         _CACHE[key] = result
-    return result, kept
+    return result
 
 
 def remember_summary(source: bytes, vocab: Vocab, summary: ModuleSummary | None) -> None:
@@ -853,7 +792,6 @@ def clear_cache() -> None:
     """Forget cached summaries (tests)."""
     with _CACHE_LOCK:
         _CACHE.clear()
-        _TREES.clear()
     STATS["computed"] = 0
 
 
@@ -901,16 +839,12 @@ class ProjectIndex:
         max_modules: int | None = 100,
         config: object = None,
         root: Path | None = None,
-        share_trees: bool | None = None,
     ) -> None:
         self.paths: frozenset[str] = frozenset(
             p.replace("\\", "/").strip("/") for p in paths if p.endswith(".py")
         )
         self.load = load
         self.max_modules = max_modules
-        #: Keep parsed callee trees for the engine (`take_tree`): on by default with a loader
-        #: (the CLI, where the engine runs in the same process), off without (the app).
-        self.share_trees = load is not None if share_trees is None else share_trees
         self.vocab = Vocab.from_config(config) if config is not None else Vocab()
         self.root = root.resolve() if root is not None else None
         self.limit_hit = False
@@ -1050,11 +984,7 @@ class ProjectIndex:
                 return None
             self.loaded.add(path)
         source = self.load(path)
-        result = (
-            summarize(source, self.vocab, share_tree=self.share_trees)
-            if source is not None
-            else None
-        )
+        result = summarize(source, self.vocab) if source is not None else None
         self._summaries[path] = result
         return result
 

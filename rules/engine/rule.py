@@ -23,8 +23,6 @@ from rules.engine.model import Fix, Severity
 from rules.engine.positions import Span
 
 if TYPE_CHECKING:
-    import libcst
-
     from rules.engine.context import FileContext
 
 
@@ -79,9 +77,6 @@ class FixInput:
     span: Span
     #: The file's lines, each with its line ending; ``lines[0]`` is line 1.
     lines: Sequence[str]
-    #: The file's libcst tree, parsed on the first call and shared by the file's fixes:
-    #: only files with a fixable finding are ever parsed by libcst.
-    libcst_module: Callable[[], libcst.Module]
 
 
 FixBuilder = Callable[[FixInput], Fix | None]

@@ -187,6 +187,24 @@ def _children(node: ast.AST, names: tuple[str, ...]) -> list[Any]:
 
 
 Handler = Callable[[Any], object]
+_Plan = tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]
+_PLANS: dict[tuple[type, tuple[type, ...]], _Plan] = {}
+
+
+def _hook_plan(node_type: type, kinds: tuple[type, ...]) -> _Plan:
+    """(object index, method name) of the visit hooks, in order, and of the leave hooks, in
+    reverse order, of a node type for objects of these classes (computed once)."""
+    key = (node_type, kinds)
+    plan = _PLANS.get(key)
+    if plan is None:
+        name = _HOOK_NAME.get(node_type, node_type.__name__)
+        hooks = [hooks_of(kind) for kind in kinds]
+        visit = tuple((i, h.visit[name]) for i, h in enumerate(hooks) if name in h.visit)
+        leave = tuple(
+            (i, h.leave[name]) for i, h in reversed(list(enumerate(hooks))) if name in h.leave
+        )
+        plan = _PLANS[key] = (visit, leave)
+    return plan
 
 
 def dispatch(root: ast.AST, objects: Sequence[object]) -> None:
@@ -195,6 +213,7 @@ def dispatch(root: ast.AST, objects: Sequence[object]) -> None:
     after them. Iterative, so deep trees cannot overflow the stack. Put the `FileContext`
     first so that it is up to date for the others."""
     table: dict[type, tuple[list[Handler], list[Handler], tuple[str, ...]]] = {}
+    kinds = tuple(type(o) for o in objects)
     stack: list[Any] = [root]
     leave_marker: list[Any] = []  # the marker object for "leave the next node"
     while stack:
@@ -207,18 +226,12 @@ def dispatch(root: ast.AST, objects: Sequence[object]) -> None:
         node_type = type(node)
         entry = table.get(node_type)
         if entry is None:
-            name = _HOOK_NAME.get(node_type, node_type.__name__)
-            visit = [
-                getattr(o, hooks_of(type(o)).visit[name])
-                for o in objects
-                if name in hooks_of(type(o)).visit
-            ]
-            leave = [
-                getattr(o, hooks_of(type(o)).leave[name])
-                for o in reversed(objects)
-                if name in hooks_of(type(o)).leave
-            ]
-            entry = (visit, leave, _fields_of(node_type))
+            visit_names, leave_names = _hook_plan(node_type, kinds)
+            entry = (
+                [getattr(objects[i], attr) for i, attr in visit_names],
+                [getattr(objects[i], attr) for i, attr in leave_names],
+                _fields_of(node_type),
+            )
             table[node_type] = entry
         visit_handlers, leave_handlers, names = entry
         for handler in visit_handlers:

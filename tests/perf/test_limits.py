@@ -132,7 +132,7 @@ def test_a_summary_from_a_worker_is_not_computed_again() -> None:
     index then uses it instead of parsing the module again on the event loop."""
     vocab = callgraph.Vocab.from_config(Config())
     callgraph.clear_cache()
-    summary = bot.app.engine_pool._summarize(SOURCE, vocab)[0]
+    summary = bot.app.engine_pool._summarize(SOURCE, vocab)
     assert summary is not None
     callgraph.clear_cache()
     bot.app.engine_pool._prime_summary(SOURCE, vocab, summary)

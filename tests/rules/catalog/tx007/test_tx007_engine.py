@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import textwrap
 from pathlib import Path
 
@@ -52,21 +51,7 @@ def test_audit_source_with_project(tmp_path: Path) -> None:
     assert [f for f in alone.findings if f.rule == "TX007"] == []
 
 
-def test_parsed_callee_tree_is_handed_to_the_engine(tmp_path: Path) -> None:
-    write_tree(tmp_path, FILES)
-    index = ProjectIndex.from_disk(tmp_path, Config())
-    assert index.share_trees
-    scheduler = (tmp_path / "app/jobs/scheduler.py").read_bytes()
-    audit_source(scheduler, "app/jobs/scheduler.py", Config(), project=index)
-    adapter_text = (tmp_path / "app/services/adapter.py").read_text()
-    tree = callgraph.take_tree(adapter_text)
-    assert tree is not None and ast.dump(tree) == ast.dump(ast.parse(adapter_text))
-    assert callgraph.take_tree(adapter_text) is None  # handed over once
-    # the app's index (no loader: the engine runs elsewhere) keeps no trees
-    assert not ProjectIndex(["a.py"], None).share_trees
-
-
-def test_engine_audits_the_callee_from_the_shared_tree(tmp_path: Path) -> None:
+def test_engine_audits_the_callee_after_summarising_it(tmp_path: Path) -> None:
     write_tree(tmp_path, FILES)
     index = ProjectIndex.from_disk(tmp_path, Config())
     audit_source(
@@ -78,7 +63,6 @@ def test_engine_audits_the_callee_from_the_shared_tree(tmp_path: Path) -> None:
     adapter = (tmp_path / "app/services/adapter.py").read_bytes()
     result = audit_source(adapter, "app/services/adapter.py", Config(), project=index)
     assert [f.rule for f in result.findings] == ["TX002"]
-    assert callgraph.take_tree(adapter.decode()) is None
 
 
 def test_annotated_route_dependency_begin_block() -> None:
@@ -102,36 +86,10 @@ async def create(db: Annotated[AsyncSession, Depends(get_db)]):
     assert summary is not None and [s.function for s in summary.sites] == ["create"]
 
 
-def test_tree_cache_is_bounded_by_source_characters() -> None:
-    """Kept trees are bounded by the characters of their sources (TREE_CACHE_CHARS), not by
-    a count: a few huge modules cannot hold gigabytes of trees, 1,000 small ones all fit."""
-    budget = callgraph.TREE_CACHE_CHARS
-    tree = callgraph.parse_source(b"x = 1\n")
-    assert tree is not None
-    module = tree[0]
-    big = [f"# {i}\n" + "x" * (budget // 3) for i in range(5)]  # ~a third of the budget each
-    for text in big:
-        assert callgraph._keep_tree(text, module)
-    trees, chars = callgraph.kept_trees()
-    assert trees == 2 and chars <= budget  # the oldest went first
-    assert callgraph.take_tree(big[0]) is None and callgraph.take_tree(big[-1]) is module
-    assert not callgraph._keep_tree("x" * (budget + 1), module)  # alone over the budget
-    callgraph.clear_cache()
-    small = [f"x_{i} = {i}\n" for i in range(1000)]  # the old cache kept 128 of these
-    for text in small:
-        callgraph._keep_tree(text, module)
-    assert callgraph.kept_trees() == (1000, sum(map(len, small)))
-
-
-def test_summarize_sharing_says_whether_the_tree_was_kept() -> None:
+def test_summaries_are_cached_by_content() -> None:
     source = textwrap.dedent(FILES["app/services/adapter.py"]).encode()
-    summary, kept = callgraph.summarize_sharing(source, share_tree=True)
-    assert summary is not None and kept
-    assert callgraph.kept_trees() == (1, len(source))
-    # a cached summary parses nothing, so it keeps no tree
-    assert callgraph.summarize_sharing(source, share_tree=True) == (summary, False)
-    assert callgraph.take_tree(source.decode()) is not None
-    assert callgraph.kept_trees() == (0, 0)
     callgraph.clear_cache()
-    assert callgraph.summarize(source) == summary
-    assert callgraph.kept_trees() == (0, 0)  # share_tree=False by default
+    summary = callgraph.summarize(source)
+    assert summary is not None and callgraph.STATS["computed"] == 1
+    assert callgraph.summarize(source) == summary and callgraph.STATS["computed"] == 1
+    assert callgraph.summarize(source + b"\n") == summary and callgraph.STATS["computed"] == 2
