@@ -456,11 +456,7 @@ def test_newer_syntax_names_the_python_it_needs() -> None:
     construct and which Python version, and nothing else from the file."""
     import sys
 
-    code = (
-        "type Jobs = list[int]\n\n"
-        "def first[T](items: list[T]) -> T:\n"
-        "    return items[0]\n"
-    )
+    code = "type Jobs = list[int]\n\ndef first[T](items: list[T]) -> T:\n    return items[0]\n"
     result = audit(code)
     if sys.version_info >= (3, 12):
         assert result.findings == ()
