@@ -2,9 +2,9 @@
 
 `golden/findings.json` was written by the CPython-ast engine at the commit where it matched the
 libcst engine it replaced exactly (issue 13's differential test: rule examples, these trees and
-3,000 generated programs), so the snapshot is also the libcst engine's output. Any change to what the engine reports shows
-up here as a diff to review. After an intended change (or a change to the corpus
-generator), rewrite the snapshot and review its diff:
+3,000 generated programs), so the snapshot is also the libcst engine's output. Any change to
+what the engine reports shows up here as a diff to review. After an intended change (or a
+change to the corpus generator), rewrite the snapshot and review its diff:
 
     TXAUDIT_UPDATE_GOLDEN=1 python -m pytest tests/rules/engine/test_golden.py
 """
