@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from rules.engine.context import BEGIN, receiver_call
+from rules.engine.context import BEGIN, receiver_call, receiver_of
 from rules.engine.model import Fix, Severity
 from rules.engine.rule import FixInput, Invalid, Rule, Valid
 
@@ -107,6 +107,45 @@ class NestedTransaction(Rule):
                     session.add(Job())
             """
         ),
+        Valid(
+            """
+            async def copy_reports():
+                async with get_background_session() as session:
+                    reports = await load_reports(session)
+                    async with reporting_session() as session:  # rebound: a session not yet begun
+                        async with session.begin():
+                            session.add_all(reports)
+            """
+        ),
+        Valid(
+            """
+            async def refresh():
+                async with get_background_session() as session:
+                    await mark_started(session)
+                    session = replica_session()
+                    async with session.begin():
+                        await session.execute(select(Job))
+            """
+        ),
+        Valid(
+            """
+            async def migrate_shards():
+                async with get_background_session() as session:
+                    for session in open_shard_sessions():
+                        async with session.begin():
+                            await session.execute(select(Shard))
+            """
+        ),
+        Valid(
+            """
+            @router.post("/jobs")
+            async def create(session: AsyncSession = Depends(get_db_session)):
+                async with session.begin():
+                    if (session := await reporting_session()) is not None:
+                        async with session.begin():  # a different session: its own transaction
+                            session.add(Report())
+            """
+        ),
     )
     INVALID = (
         Invalid(
@@ -191,6 +230,27 @@ class NestedTransaction(Rule):
             lines=3,
             config={"session_factories": ["get_job_session"]},
         ),
+        Invalid(
+            """
+            async def refresh():
+                async with get_background_session() as session:
+                    async with session.begin():  # still the block's session: rebound later
+                        await session.execute(select(Job))
+                    session = replica_session()
+            """,
+            lines=3,
+        ),
+        Invalid(
+            """
+            async def refresh(use_replica: bool):
+                async with get_background_session() as session:
+                    if use_replica:
+                        session = replica_session()
+                    async with session.begin():  # the block's session when use_replica is false
+                        await session.execute(select(Job))
+            """,
+            lines=5,
+        ),
     )
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -198,12 +258,19 @@ class NestedTransaction(Rule):
         if target is None or target[1] != BEGIN:
             return
         name = target[0]
+        use = receiver_of(node)
+        assert use is not None
         why: str | None = None
-        if self.ctx.owned_block(name) is not None:
+        if self.ctx.owned_block(name, use) is not None:
             why = "its session-factory block has already begun"
         else:
             for block in self.ctx.scope.begin_blocks:
-                if block.name == name and block.call is not node:
+                outer = receiver_of(block.call)
+                if (
+                    block.name == name
+                    and block.call is not node
+                    and (outer is None or self.ctx.same_binding(outer, use))
+                ):
                     why = f"an enclosing `with {name}.begin():` has already begun"
                     break
         if why is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.engine.context import COMMIT_METHODS, receiver_call
+from rules.engine.context import COMMIT_METHODS, receiver_call, receiver_of
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Rule, Valid
 
@@ -90,6 +90,36 @@ class BorrowedSessionCommit(Rule):
                 session.commit()
             """
         ),
+        Valid(
+            """
+            async def export(session: AsyncSession, rows: list[Row]) -> None:
+                # rebound by `with ... as`: from here on, this function's own reporting session
+                async with reporting_session() as session:
+                    session.add_all(rows)
+                    await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def sync(session: AsyncSession, tenant: str) -> None:
+                session = session_for_tenant(tenant)  # rebound: no longer the caller's session
+                await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def close_shards(session: AsyncSession) -> None:
+                for session in open_shard_sessions():  # the loop target rebinds the name
+                    await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def retry(session: AsyncSession) -> None:
+                if (session := await reconnect()) is not None:  # rebound by the walrus
+                    await session.commit()
+            """
+        ),
     )
     INVALID = (
         Invalid(
@@ -138,6 +168,53 @@ class BorrowedSessionCommit(Rule):
             """,
             lines=3,
         ),
+        Invalid(
+            """
+            async def sync(session: AsyncSession, tenant: str) -> None:
+                await session.commit()  # still the caller's session: the rebinding comes later
+                session = session_for_tenant(tenant)
+                await session.commit()
+            """,
+            lines=2,
+        ),
+        Invalid(
+            """
+            async def sync(session: AsyncSession, tenant: str | None) -> None:
+                if tenant is not None:
+                    session = session_for_tenant(tenant)
+                await session.commit()  # the caller's session when tenant is None
+            """,
+            lines=4,
+        ),
+        Invalid(
+            """
+            async def close_shards(session: AsyncSession) -> None:
+                for session in open_shard_sessions():
+                    await session.flush()
+                await session.rollback()  # the caller's session when there is no shard
+            """,
+            lines=4,
+        ),
+        Invalid(
+            """
+            async def export(session: AsyncSession, rows: list[Row]) -> None:
+                try:
+                    async with reporting_session() as session:
+                        session.add_all(rows)
+                except ConnectionError:
+                    await session.rollback()  # the error may come before the rebinding
+            """,
+            lines=6,
+        ),
+        Invalid(
+            """
+            async def retry(session: AsyncSession, fresh: bool) -> None:
+                if fresh and (session := await reconnect()):  # runs only when fresh
+                    pass
+                await session.commit()
+            """,
+            lines=4,
+        ),
     )
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -145,5 +222,5 @@ class BorrowedSessionCommit(Rule):
         if target is None or target[1] not in COMMIT_METHODS:
             return
         name, method = target
-        if self.ctx.is_borrowed(name) and not self.ctx.is_route():
+        if self.ctx.is_borrowed(name, receiver_of(node)) and not self.ctx.is_route():
             self.report(node, name=name, method=method)

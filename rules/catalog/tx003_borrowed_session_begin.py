@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.engine.context import BEGIN, receiver_call
+from rules.engine.context import BEGIN, receiver_call, receiver_of
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Rule, Valid
 
@@ -85,6 +85,38 @@ class BorrowedSessionBegin(Rule):
                     connection.execute(stmt)
             """
         ),
+        Valid(
+            """
+            async def export(session: AsyncSession, rows: list[Row]) -> None:
+                async with reporting_session() as session:  # rebound: this function's own session
+                    async with session.begin():
+                        session.add_all(rows)
+            """
+        ),
+        Valid(
+            """
+            async def sync(session: AsyncSession, tenant: str) -> None:
+                session = session_for_tenant(tenant)
+                async with session.begin():
+                    await session.execute(select(Tenant))
+            """
+        ),
+        Valid(
+            """
+            async def migrate_shards(session: AsyncSession) -> None:
+                for session in open_shard_sessions():
+                    async with session.begin():
+                        await session.execute(select(Shard))
+            """
+        ),
+        Valid(
+            """
+            async def retry(session: AsyncSession) -> None:
+                while (session := await reconnect()) is not None:
+                    async with session.begin():
+                        await session.execute(select(Job))
+            """
+        ),
     )
     INVALID = (
         Invalid(
@@ -115,6 +147,25 @@ class BorrowedSessionBegin(Rule):
             """,
             lines=4,
         ),
+        Invalid(
+            """
+            async def sync(session: AsyncSession, tenant: str) -> None:
+                async with session.begin():  # the caller's session: the rebinding comes later
+                    await session.execute(select(Tenant))
+                session = session_for_tenant(tenant)
+            """,
+            lines=2,
+        ),
+        Invalid(
+            """
+            async def sync(session: AsyncSession, tenant: str | None) -> None:
+                if tenant:
+                    session = session_for_tenant(tenant)
+                async with session.begin():  # the caller's session when tenant is empty
+                    await session.execute(select(Tenant))
+            """,
+            lines=4,
+        ),
     )
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -122,5 +173,5 @@ class BorrowedSessionBegin(Rule):
         if target is None or target[1] != BEGIN:
             return
         name = target[0]
-        if self.ctx.is_borrowed(name) and not self.ctx.is_route():
+        if self.ctx.is_borrowed(name, receiver_of(node)) and not self.ctx.is_route():
             self.report(self.ctx.statement_of_call(node), name=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.engine.context import COMMIT_METHODS, receiver_call
+from rules.engine.context import COMMIT_METHODS, receiver_call, receiver_of
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Rule, Valid
 
@@ -81,6 +81,41 @@ class OwnedSessionCommit(Rule):
                     await db.flush()
             """
         ),
+        Valid(
+            """
+            async def copy_reports():
+                async with get_background_session() as session:
+                    reports = await load_reports(session)
+                    async with reporting_session() as session:  # rebound: not the factory's session
+                        session.add_all(reports)
+                        await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def refresh():
+                async with get_background_session() as session:
+                    await mark_started(session)
+                    session = replica_session()  # rebound: the block no longer owns this name
+                    await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def close_shards():
+                async with get_background_session() as session:
+                    for session in open_shard_sessions():
+                        await session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def retry():
+                async with get_background_session() as session:
+                    if (session := await reconnect()) is not None:
+                        await session.commit()
+            """
+        ),
     )
     INVALID = (
         Invalid(
@@ -116,6 +151,25 @@ class OwnedSessionCommit(Rule):
             """,
             lines=3,
         ),
+        Invalid(
+            """
+            async def refresh():
+                async with get_background_session() as session:
+                    await session.commit()  # still the block's session: the rebinding comes later
+                    session = replica_session()
+            """,
+            lines=3,
+        ),
+        Invalid(
+            """
+            async def refresh(use_replica: bool):
+                async with get_background_session() as session:
+                    if use_replica:
+                        session = replica_session()
+                    await session.commit()  # the block's session when use_replica is false
+            """,
+            lines=5,
+        ),
     )
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -123,5 +177,5 @@ class OwnedSessionCommit(Rule):
         if target is None or target[1] not in COMMIT_METHODS:
             return
         name, method = target
-        if self.ctx.owned_block(name) is not None:
+        if self.ctx.owned_block(name, receiver_of(node)) is not None:
             self.report(node, name=name, method=method)

@@ -12,10 +12,10 @@ from rules.engine.callgraph import (
     Vocab,
     call_shape,
     describe,
-    passed_names,
+    passed_name_nodes,
 )
 from rules.engine.config import Config
-from rules.engine.context import FileContext
+from rules.engine.context import FileContext, receiver_of
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Report, Rule, Valid
 
@@ -140,6 +140,68 @@ class CalleeManagesTransaction(Rule):
                     await a(session)  # the commit is 4 calls away: not followed
             """
         ),
+        Valid(
+            """
+            async def save(session, items):
+                session = replica_session()  # rebound: the caller's session is not committed
+                session.add_all(items)
+                await session.commit()
+
+
+            async def job(items):
+                async with get_background_session() as session:
+                    await save(session, items)
+            """
+        ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job(items):
+                async with get_background_session() as session:
+                    await load(session, items)
+                    session = replica_session()  # rebound: no longer the block's session
+                    await save(session)
+            """
+        ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job():
+                async with get_background_session() as session:
+                    for session in open_shard_sessions():
+                        await save(session)
+            """
+        ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job():
+                async with get_background_session() as session:
+                    async with reporting_session() as session:
+                        await save(session)
+            """
+        ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job():
+                async with get_background_session() as session:
+                    if (session := await reconnect()) is not None:
+                        await save(session)
+            """
+        ),
     )
     INVALID = (
         Invalid(
@@ -216,6 +278,34 @@ class CalleeManagesTransaction(Rule):
             lines=7,
             config={"session_factories": ["worker_session"]},
         ),
+        Invalid(
+            """
+            async def save(session, items):
+                await session.commit()  # the caller's session: the rebinding comes later
+                session = replica_session()
+
+
+            async def job(items):
+                async with get_background_session() as session:
+                    await save(session, items)
+            """,
+            lines=8,
+            message="which commits it",
+        ),
+        Invalid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job(use_replica: bool):
+                async with get_background_session() as session:
+                    if use_replica:
+                        session = replica_session()
+                    await save(session)  # the block's session when use_replica is false
+            """,
+            lines=9,
+        ),
     )
 
     @classmethod
@@ -240,16 +330,28 @@ class CalleeManagesTransaction(Rule):
             self._resolver = Resolver(summary, path, project)
         return self._resolver
 
+    def _owns(self, use: ast.Name) -> bool:
+        """`use` is this function's own session: a factory block's (the name still bound to
+        it) or, in a route, the session of an open ``with session.begin():``."""
+        if self.ctx.owned_block(use.id, use) is not None:
+            return True
+        if not self.ctx.is_route():
+            return False
+        for block in self.ctx.scope.begin_blocks:
+            outer = receiver_of(block.call)
+            if block.name == use.id and (outer is None or self.ctx.same_binding(outer, use)):
+                return True
+        return False
+
     def visit_Call(self, node: ast.Call) -> None:
         if not node.args and not node.keywords:
             return
         scope = self.ctx.scope
-        owned = {block.name for block in scope.open_blocks if block.name is not None}
-        if scope.begin_blocks and self.ctx.is_route():
-            owned.update(block.name for block in scope.begin_blocks)
-        if not owned:
+        if not scope.open_blocks and not (scope.begin_blocks and self.ctx.is_route()):
             return
-        passed = next(((n, ref) for n, ref in passed_names(node) if n in owned), None)
+        passed = next(
+            ((use.id, ref) for use, ref in passed_name_nodes(node) if self._owns(use)), None
+        )
         shape = call_shape(node.func)
         if passed is None or shape is None:
             return

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
+from rules.engine.bindings import Bindings, reaching_bindings
 from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
 
@@ -224,6 +225,11 @@ def call_shape(func: ast.AST) -> CallShape | None:
 
 def passed_names(call: ast.Call) -> Iterator[tuple[str, ArgRef]]:
     """(name, where) for every argument of `call` that is a bare name."""
+    return ((name.id, ref) for name, ref in passed_name_nodes(call))
+
+
+def passed_name_nodes(call: ast.Call) -> Iterator[tuple[ast.Name, ArgRef]]:
+    """(the `ast.Name`, where) for every argument of `call` that is a bare name."""
     position = 0
     known = True
     for arg in call_arguments(call):
@@ -238,7 +244,7 @@ def passed_names(call: ast.Call) -> Iterator[tuple[str, ArgRef]]:
             ref = ArgRef(position=position) if known else None
             position += 1
         if ref is not None and isinstance(arg.value, ast.Name):
-            yield arg.value.id, ref
+            yield arg.value, ref
 
 
 def _target_names(expr: ast.AST) -> Iterator[str]:
@@ -268,6 +274,33 @@ class _Func:
         self.conflicts: set[str] = set()
         self.local_names: set[str] = set(self.param_names)
         self.imports: dict[str, ImportEntry] = {}
+        self.node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+        self._reaching: Bindings | None = None
+
+    def reaching(self, use: ast.Name) -> frozenset[int] | None:
+        """The bindings that may be live at the load `use` in this function (None: not
+        a load that this function's body evaluates)."""
+        if self.node is None:
+            return None
+        if self._reaching is None:
+            self._reaching = reaching_bindings(self.node)
+        return self._reaching.get(id(use))
+
+    def is_param(self, use: ast.Name) -> bool:
+        """`use` loads a parameter that may still hold the caller's argument there."""
+        if use.id not in self.param_names or self.node is None:
+            return False
+        if use.id not in self.conflicts:  # never rebound so far in source order
+            return True
+        reaching = self.reaching(use)
+        if reaching is None:
+            return True
+        args = self.node.args
+        return any(
+            id(arg) in reaching
+            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg)
+            if arg is not None and arg.arg == use.id
+        )
 
     def bind(self, name: str, value: Dotted | None) -> None:
         """Record an assignment; a name bound twice differently (or a parameter) conflicts."""
@@ -296,9 +329,13 @@ class _Class:
 
 
 class _Block:
-    def __init__(self, name: str, func: _Func | None) -> None:
+    """An open session block: a factory's ``as name`` or a route's ``name.begin()``."""
+
+    def __init__(self, name: str, func: _Func | None, binding: frozenset[int] | None) -> None:
         self.name = name
         self.func = func
+        #: The binding the name must still have to be this block's session (None: any).
+        self.binding = binding
 
 
 #: Fields that never lead to a call, a binding or a block (types, decorators, operators).
@@ -468,6 +505,7 @@ class SummaryBuilder:
             if p is not args.vararg and p is not args.kwarg
         )
         func = _Func(qualname, kind, class_name, tuple(plist), is_route)
+        func.node = node
         self.node_qualnames[id(node)] = qualname
         self._scopes.append(func)
 
@@ -614,14 +652,15 @@ class SummaryBuilder:
                 and func is not None
                 and func.is_route
             ):
-                self._blocks.append(_Block(callee.value.id, func))
+                binding = func.reaching(callee.value)
+                self._blocks.append(_Block(callee.value.id, func, binding))
                 pushed += 1
             elif (
                 isinstance(bound, ast.Name)
                 and (called := _dotted(callee))
                 and self._is_factory(called)
             ):
-                self._blocks.append(_Block(bound.id, func))
+                self._blocks.append(_Block(bound.id, func, frozenset({id(item)})))
                 pushed += 1
         self._pushed.append(pushed)
 
@@ -640,7 +679,7 @@ class SummaryBuilder:
             and isinstance(callee.value, ast.Name)
         ):
             key = (callee.value.id, callee.attr)
-            if func is not None and key[0] in func.param_names:
+            if func is not None and func.is_param(callee.value):
                 func.manages.append((key[0], key[1], node))
         elif (
             isinstance(callee, ast.Attribute)
@@ -655,25 +694,33 @@ class SummaryBuilder:
                 owner.attr_manages.setdefault(attr, (func.qualname, callee.attr, node))
         if not node.args and not node.keywords:
             return
-        passed = list(passed_names(node))
+        passed = list(passed_name_nodes(node))
         if not passed:
             return
         shape = call_shape(callee)
         if shape is None:
             return
         if func is not None:
-            for name, ref in passed:
-                if name in func.param_names:
-                    func.forwards.append(Forward(name, shape, ref))
+            for use, ref in passed:
+                if func.is_param(use):
+                    func.forwards.append(Forward(use.id, shape, ref))
         seen: set[str] = set()
         for block in self._blocks:
             if block.func is not func or block.name in seen:
                 continue
-            for name, ref in passed:
-                if name == block.name:
-                    seen.add(name)
-                    self.sites.append(Site(shape, ref, name, func.qualname if func else None))
+            for use, ref in passed:
+                if use.id == block.name and self._still_bound(block, use):
+                    seen.add(use.id)
+                    self.sites.append(Site(shape, ref, use.id, func.qualname if func else None))
                     break
+
+    @staticmethod
+    def _still_bound(block: _Block, use: ast.Name) -> bool:
+        """`use` may still hold the block's session (unless rebound on every path)."""
+        if block.func is None or block.binding is None:
+            return True
+        reaching = block.func.reaching(use)
+        return reaching is None or not reaching.isdisjoint(block.binding)
 
     # result ------------------------------------------------------------------------------
 
@@ -683,8 +730,8 @@ class SummaryBuilder:
         for f in self.functions:
             rebound = f.conflicts & f.param_names
             manages: dict[str, Manage] = {}
-            for param, action, call in f.manages:
-                if param not in rebound and param not in manages:
+            for param, action, call in f.manages:  # recorded only while not rebound
+                if param not in manages:
                     manages[param] = Manage(param, action, call.lineno)
             owner = self.classes.get(f.class_name) if f.class_name else None
             if owner is not None and f.qualname == f"{owner.name}.__init__":

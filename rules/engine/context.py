@@ -10,15 +10,23 @@ context describes exactly the code around it:
   ``sa.text`` after ``import sqlalchemy as sa``), shadowed by local definitions;
 - session factories: ``ctx.is_factory_call(expr)`` and the `FactoryBlock`s each scope
   opens (``scope.blocks``, ``scope.open_blocks``, ``ctx.blocks_of(with_node)``), with the
-  name each block binds (``as fetch_session``) - the *owned* sessions;
-- *borrowed* sessions: ``ctx.is_borrowed(name)`` (session-typed or session-named params);
+  name each block binds (``as fetch_session``) - the *owned* sessions
+  (``ctx.owned_block(name, use)``);
+- *borrowed* sessions: ``ctx.is_borrowed(name, use)`` (session-typed or session-named
+  params);
+- name bindings: a name means the binding that is live where it is used. Pass the
+  `ast.Name` of the use: a parameter or ``as`` name rebound on every path to it
+  (``session = ...``, ``for session in``, ``async with other() as session``, a walrus) is
+  no longer borrowed or owned there; rebound on some paths only, it still is, since on the
+  others it is still that session (`rules.engine.bindings`, computed on demand per scope);
 - route endpoints: ``ctx.is_route()``;
 - open ``with X.begin():`` blocks: ``scope.begin_blocks``;
 - whether we are in an ``except``/``finally`` body (``scope.handler_depth``) and inside
   engine configuration arguments (``ctx.in_engine_config``).
 
-Everything is tracked by hand in the one pass over CPython's `ast` tree
-(`rules.engine.syntax.dispatch`); no second walk, no metadata providers.
+Everything else is tracked by hand in the one pass over CPython's `ast` tree
+(`rules.engine.syntax.dispatch`); only a scope whose rules ask about a binding is read a
+second time, by `rules.engine.bindings`.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from rules.engine.bindings import Bindings, reaching_bindings
 from rules.engine.config import Config
 from rules.engine.parsing import split_lines
 from rules.engine.positions import source_segment
@@ -106,6 +115,8 @@ class Scope:
     assigned: dict[str, list[ast.expr | None]] = field(default_factory=dict)
     is_route: bool = False
     borrowed: dict[str, ast.arg] = field(default_factory=dict)
+    #: Which bindings reach each name use in this body (`rules.engine.bindings`), on demand.
+    reaching: Bindings | None = None
     blocks: list[FactoryBlock] = field(default_factory=list)
     open_blocks: list[FactoryBlock] = field(default_factory=list)
     begin_blocks: list[BeginBlock] = field(default_factory=list)
@@ -167,6 +178,14 @@ def receiver_call(node: ast.Call) -> tuple[str, str] | None:
     func = node.func
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
         return func.value.id, func.attr
+    return None
+
+
+def receiver_of(node: ast.Call) -> ast.Name | None:
+    """The `ast.Name` of ``receiver`` in ``receiver.method(...)``, if a plain name."""
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return func.value
     return None
 
 
@@ -247,18 +266,47 @@ class FileContext:
         """The innermost function scope, if the current scope is a function."""
         return self.scope if self.scope.kind == "function" else None
 
-    def is_borrowed(self, name: str) -> bool:
-        """`name` is a borrowed-session parameter of the current function (not rebound by a
-        session-factory block)."""
+    def is_borrowed(self, name: str, use: ast.Name | None = None) -> bool:
+        """`name` is a borrowed-session parameter of the current function, and (at `use`)
+        may still be bound to the caller's session: no ``name = ...``, ``for name in``,
+        ``with ... as name``, walrus... has rebound it on every path to there."""
         fn = self.function
-        return fn is not None and name in fn.borrowed and self.owned_block(name) is None
+        if fn is None or name not in fn.borrowed:
+            return False
+        reaching = self.reaching_at(use)
+        if reaching is not None:
+            return id(fn.borrowed[name]) in reaching
+        return self.owned_block(name) is None
 
-    def owned_block(self, name: str) -> FactoryBlock | None:
-        """The innermost open factory block of the current scope that binds `name`."""
+    def owned_block(self, name: str, use: ast.Name | None = None) -> FactoryBlock | None:
+        """The innermost open factory block of the current scope that binds `name`, when
+        (at `use`) the name may still hold that block's session: it has not been rebound
+        on every path since the block bound it."""
         for block in reversed(self.scope.open_blocks):
             if block.name == name:
+                reaching = self.reaching_at(use)
+                if reaching is not None and id(block.item) not in reaching:
+                    return None
                 return block
         return None
+
+    def reaching_at(self, use: ast.Name | None) -> frozenset[int] | None:
+        """The ids of the bindings that may be live at the name load `use` (None when not
+        known: no `use`, or a use that the current scope's body does not evaluate)."""
+        if use is None:
+            return None
+        scope = self.scope
+        if scope.reaching is None:
+            scope.reaching = reaching_bindings(scope.node)
+        return scope.reaching.get(id(use))
+
+    def same_binding(self, first: ast.Name, second: ast.Name) -> bool:
+        """Two loads of one name that may be bound to the same object (one binding can
+        reach both)."""
+        if first.id != second.id:
+            return False
+        a, b = self.reaching_at(first), self.reaching_at(second)
+        return a is None or b is None or not a.isdisjoint(b)
 
     def blocks_of(self, with_node: ast.AST) -> list[FactoryBlock]:
         """The factory blocks a ``with`` statement opens (empty if none)."""

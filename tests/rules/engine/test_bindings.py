@@ -1,0 +1,115 @@
+"""Which binding of a name reaches each use (`rules.engine.bindings`)."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from rules.engine.bindings import reaching_bindings
+
+
+def _reaching(source: str) -> list[tuple[int, set[str]]]:
+    """(line, kinds of the bindings that reach it) for each load of `session`."""
+    function = ast.parse(textwrap.dedent(source)).body[0]
+    assert isinstance(function, ast.AsyncFunctionDef)
+    kinds = {id(node): type(node).__name__ for node in ast.walk(function)}
+    kinds.update({id(arg): "param" for arg in function.args.args})
+    uses = reaching_bindings(function)
+    return [
+        (node.lineno, {kinds[i] for i in uses[id(node)]})
+        for node in ast.walk(function)
+        if isinstance(node, ast.Name) and node.id == "session" and id(node) in uses
+    ]
+
+
+def test_assignment_rebinds_from_that_point_on() -> None:
+    uses = _reaching(
+        """
+        async def f(session):
+            await session.commit()
+            session = other()
+            await session.commit()
+        """
+    )
+    assert sorted(uses) == [(3, {"param"}), (5, {"Assign"})]
+
+
+def test_a_rebinding_on_one_branch_leaves_both_possible() -> None:
+    uses = _reaching(
+        """
+        async def f(session, flag):
+            if flag:
+                session = other()
+            elif flag is None:
+                return
+            else:
+                pass
+            await session.commit()
+        """
+    )
+    assert uses == [(9, {"param", "Assign"})]  # the `return` branch does not flow on
+
+
+def test_loops_may_run_zero_times() -> None:
+    uses = _reaching(
+        """
+        async def f(session):
+            for session in shards():
+                await session.flush()
+            await session.commit()
+        """
+    )
+    assert sorted(uses) == [(4, {"For"}), (5, {"param", "For"})]
+
+
+def test_an_exception_can_come_before_the_rebinding() -> None:
+    uses = _reaching(
+        """
+        async def f(session):
+            try:
+                async with other() as session:
+                    pass
+            except Exception:
+                await session.rollback()
+            finally:
+                session.close()
+        """
+    )
+    assert sorted(uses) == [(7, {"param", "withitem"}), (9, {"param", "withitem"})]
+
+
+def test_walrus_binds_unless_it_may_not_run() -> None:
+    uses = _reaching(
+        """
+        async def f(session, fresh):
+            if (session := await reconnect()):
+                await session.commit()
+            if fresh and (session := await reconnect()):
+                pass
+            await session.commit()
+        """
+    )
+    assert sorted(uses) == [(4, {"NamedExpr"}), (7, {"NamedExpr"})]
+    # the second walrus may not run: both walruses reach line 7
+    function = ast.parse("def f(session, fresh):\n    fresh and (session := 1)\n    session\n")
+    uses_map = reaching_bindings(function.body[0])
+    last = function.body[0].body[-1].value  # type: ignore[attr-defined]
+    assert len(uses_map[id(last)]) == 2
+
+
+def test_comprehensions_and_lambdas_have_their_own_names() -> None:
+    uses = _reaching(
+        """
+        async def f(session):
+            names = [session for session in shards(session)]
+            return lambda session: session
+        """
+    )
+    assert sorted(uses) == [(3, {"ListComp"}), (3, {"param"}), (4, {"Lambda"})]
+
+
+def test_very_long_expressions_do_not_recurse() -> None:
+    source = "async def f(session):\n    x = " + " + ".join(["session"] * 2_000) + "\n"
+    function = ast.parse(source).body[0]
+    uses = reaching_bindings(function)
+    assert len(uses) == 2_000
