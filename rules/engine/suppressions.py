@@ -95,7 +95,7 @@ def find_suppressions(text: str) -> list[Comment]:
         return found
     except (tokenize.TokenError, SyntaxError, ValueError):
         pass
-    # The tokenizer disagrees with libcst (rare): fall back to a line scan.
+    # The tokenizer rejects what the parser accepted (rare): fall back to a line scan.
     found = []
     for row, line in enumerate(text.splitlines(), start=1):
         index = line.find("#")
