@@ -27,12 +27,14 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cachetools import LRUCache
 
 from rules.engine.bindings import Bindings, reaching_bindings
 from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
+from rules.engine.syntax import node_free_fields, only_node_fields
 
 #: Session methods that manage a transaction, and how a message says it.
 MANAGE_ACTIONS: Mapping[str, str] = {
@@ -385,10 +387,21 @@ _FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
 def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
     names = _FIELDS.get(kind)
     if names is None:
-        skip = _SKIP_BY_TYPE.get(kind, frozenset())
+        skip = _SKIP_BY_TYPE.get(kind, frozenset()) | node_free_fields(kind)
         names = tuple(f for f in kind._fields if f not in _SKIP_FIELDS and f not in skip)
         _FIELDS[kind] = names
     return names
+
+
+_Plan = tuple[Callable[..., None] | None, bool, tuple[str, ...], bool]
+#: Per node type: (enter hook, has a leave hook, fields to walk, children need checking).
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(kind: type) -> _Plan:
+    names = () if kind in _OPAQUE or not issubclass(kind, ast.AST) else _child_fields(kind)
+    plan = _PLANS[kind] = (_ENTER.get(kind), kind in _LEAVE, names, not only_node_fields(kind))
+    return plan
 
 
 class SummaryBuilder:
@@ -422,31 +435,41 @@ class SummaryBuilder:
 
     def walk(self, root: ast.AST) -> None:
         leave_marker: list[ast.AST] = []
-        stack: list[object] = [root]
+        stack: list[Any] = [root]
+        plans = _PLANS
         while stack:
             node = stack.pop()
             if node is leave_marker:
                 left = stack.pop()
-                assert isinstance(left, ast.AST)
                 _LEAVE[type(left)](self, left)
                 continue
-            assert isinstance(node, ast.AST)
             kind = type(node)
-            enter = _ENTER.get(kind)
+            plan = plans.get(kind)
+            if plan is None:
+                plan = _plan(kind)
+            enter, leaves, names, checked = plan
             if enter is not None:
                 enter(self, node)
-            if kind in _LEAVE:
+            if leaves:
                 stack.append(node)
                 stack.append(leave_marker)
-            if kind in _OPAQUE:
+            if not names:
                 continue
-            children: list[ast.AST] = []
-            for name in _child_fields(kind):
-                value = getattr(node, name, None)
-                if isinstance(value, ast.AST):
-                    children.append(value)
-                elif type(value) is list:
-                    children.extend(v for v in value if isinstance(v, ast.AST))
+            children: list[Any] = []
+            if checked:
+                for name in names:
+                    value = getattr(node, name, None)
+                    if isinstance(value, ast.AST):
+                        children.append(value)
+                    elif type(value) is list:
+                        children.extend(v for v in value if isinstance(v, ast.AST))
+            else:  # these fields hold a node, None or a list of nodes
+                for name in names:
+                    value = getattr(node, name)
+                    if type(value) is list:
+                        children.extend(value)
+                    elif value is not None:
+                        children.append(value)
             children.reverse()
             stack.extend(children)
 

@@ -110,14 +110,69 @@ _FIELD_ORDER: dict[type, tuple[str, ...]] = {
     ast.AsyncFunctionDef: ("decorator_list", "args", "returns", "body"),
     ast.ClassDef: ("decorator_list", "bases", "keywords", "body"),
 }
+#: Fields that hold names, numbers or flags, never nodes (not walked).
+_SCALAR_FIELDS: dict[type, frozenset[str]] = {
+    ast.Constant: frozenset({"value"}),
+    ast.Name: frozenset({"id"}),
+    ast.Attribute: frozenset({"attr"}),
+    ast.FunctionDef: frozenset({"name"}),
+    ast.AsyncFunctionDef: frozenset({"name"}),
+    ast.ClassDef: frozenset({"name"}),
+    ast.alias: frozenset({"name", "asname"}),
+    ast.arg: frozenset({"arg"}),
+    ast.keyword: frozenset({"arg"}),
+    ast.ImportFrom: frozenset({"module", "level"}),
+    ast.Global: frozenset({"names"}),
+    ast.Nonlocal: frozenset({"names"}),
+    ast.ExceptHandler: frozenset({"name"}),
+    ast.FormattedValue: frozenset({"conversion"}),
+    ast.AnnAssign: frozenset({"simple"}),
+    ast.comprehension: frozenset({"is_async"}),
+    ast.MatchSingleton: frozenset({"value"}),
+    ast.MatchStar: frozenset({"name"}),
+    ast.MatchAs: frozenset({"name"}),
+    ast.MatchMapping: frozenset({"rest"}),
+    ast.MatchClass: frozenset({"kwd_attrs"}),
+}
+#: Node types with a list field that may hold None (`{**d}`'s key, a keyword-only
+#: argument without a default): their children are filtered.
+_SPARSE = frozenset({ast.Dict, ast.arguments})
+#: The node types of Python 3.11's grammar (plus the clause nodes above), whose other fields
+#: hold a node, None or a list of nodes. Types of newer grammars take the checked path.
+_KNOWN = frozenset(
+    getattr(ast, name)
+    for name in (
+        "AnnAssign Assert Assign AsyncFor AsyncFunctionDef AsyncWith Attribute AugAssign Await "
+        "BinOp BoolOp Call ClassDef Compare Constant Delete DictComp ExceptHandler Expr For "
+        "FormattedValue FunctionDef GeneratorExp Global If IfExp Import ImportFrom JoinedStr "
+        "Lambda List ListComp Match MatchAs MatchClass MatchMapping MatchOr MatchSequence "
+        "MatchSingleton MatchStar MatchValue Module Name NamedExpr Nonlocal Raise Return Set "
+        "SetComp Slice Starred Subscript Try TryStar Tuple UnaryOp While With Yield YieldFrom "
+        "alias arg comprehension keyword match_case withitem"
+    ).split()
+) | {Else, Finally, ExceptStarHandler}
 _FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def node_free_fields(node_type: type) -> frozenset[str]:
+    """Fields of `node_type` that hold names, numbers or flags, never a node."""
+    return _SCALAR_FIELDS.get(node_type, frozenset())
+
+
+def only_node_fields(node_type: type) -> bool:
+    """Whether every field of `node_type` outside `node_free_fields` (and `ctx`, `op`...)
+    holds a node, None or a list of nodes, so its children need no type check."""
+    return node_type in _KNOWN and node_type not in _SPARSE
 
 
 def _fields_of(node_type: type) -> tuple[str, ...]:
     names = _FIELDS.get(node_type)
     if names is None:
+        scalar = _SCALAR_FIELDS.get(node_type, frozenset())
         names = _FIELD_ORDER.get(node_type) or tuple(
-            f for f in getattr(node_type, "_fields", ()) if f not in _SKIP_FIELDS
+            f
+            for f in getattr(node_type, "_fields", ())
+            if f not in _SKIP_FIELDS and f not in scalar
         )
         if "type_params" in names:  # Python 3.12+: visit them before the signature
             names = ("type_params", *(n for n in names if n != "type_params"))
@@ -177,12 +232,20 @@ def _children(node: ast.AST, names: tuple[str, ...]) -> list[Any]:
             out.append(_clause(Finally, node.finalbody, node))
         return out
     out = []
-    for name in names:
-        value = getattr(node, name, None)
-        if isinstance(value, ast.AST):
+    if not only_node_fields(node_type):
+        for name in names:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                out.append(value)
+            elif type(value) is list:
+                out.extend(v for v in value if isinstance(v, ast.AST))
+        return out
+    for name in names:  # these fields hold a node, None or a list of nodes
+        value = getattr(node, name)
+        if type(value) is list:
+            out.extend(value)
+        elif value is not None:
             out.append(value)
-        elif type(value) is list:
-            out.extend(v for v in value if isinstance(v, ast.AST))
     return out
 
 
