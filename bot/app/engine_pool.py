@@ -1,8 +1,9 @@
 """The rule engine's worker processes: audits and TX007 summaries off the event loop.
 
 `EngineRunner` sends each file to the least loaded worker process and keeps the results
-by (blob, path, config). A worker parses each file it is given (CPython's `ast.parse`, a
-few percent of an audit) and keeps nothing between calls.
+by (blob, path, config). A worker parses each file it is given (CPython's `ast.parse`, about
+a quarter of an audit) and keeps no tree between calls; it keeps the TX007 index of the
+audit it serves, which is pickled once per audit (`_SharedIndex`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -33,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: Engine results kept by (blob sha, path, config): a re-audit of the same head parses nothing.
 #: Bounded by (approximate) size, since one result can hold thousands of findings.
 RESULT_CACHE_BYTES = 32 * 1024 * 1024
-#: Batches per engine worker in one audit: the TX007 index is pickled once per batch.
+#: Batches per engine worker in one audit (the TX007 index travels once per batch).
 BATCHES_PER_WORKER = 2
 #: Added to the engine worker processes' niceness (lower priority than the event loop).
 WORKER_NICENESS = 10
@@ -52,9 +56,35 @@ def _engine_audit(source: bytes, path: str, config: Config, project: object | No
 def _engine_audit_many(
     items: Sequence[tuple[bytes, str]], config: Config, project: object | None
 ) -> list[FileResult]:
-    """Several files in one worker call: the TX007 index is pickled once per batch, not once
-    per file (for a 1,000-file pull request the index is over 1 MB)."""
+    """Several files in one worker call (the TX007 index travels once per batch, not once
+    per file, and is unpickled once per audit in each worker: `_SharedIndex`)."""
+    if isinstance(project, _SharedIndex):
+        project = project.load()
     return [_engine_audit(source, path, config, project) for source, path in items]
+
+
+#: In a worker process: the TX007 index of the audit it last served, by that audit's token.
+_WORKER_INDEX: dict[str, object] = {}
+_TOKENS = itertools.count()
+_INDEX_LOADS = [0]
+
+
+@dataclass(frozen=True)
+class _SharedIndex:
+    """A TX007 index pickled once for all the batches of one audit. With the summaries of
+    every changed file it is several MB for a 1,000-file pull request; pickled per batch
+    it cost seconds of CPU on both sides (bench_app, docs/PERFORMANCE.md)."""
+
+    token: str
+    data: bytes
+
+    def load(self) -> object:
+        index = _WORKER_INDEX.get(self.token)
+        if index is None:
+            _WORKER_INDEX.clear()  # one audit's index at a time
+            index = _WORKER_INDEX[self.token] = pickle.loads(self.data)
+            _INDEX_LOADS[0] += 1
+        return index
 
 
 @contextmanager
@@ -88,13 +118,14 @@ def _prime_summary(source: bytes, vocab: object, summary: object) -> None:
 
 
 def _worker_stats() -> dict[str, int]:
-    """What one worker process did: parses and summaries computed."""
+    """What one worker process did: parses, summaries computed, TX007 indexes unpickled."""
     from rules.engine import callgraph, parsing
 
     return {
         "pid": os.getpid(),
         "parses": parsing.STATS["parses"],
         "summaries": callgraph.STATS["computed"],
+        "index_loads": _INDEX_LOADS[0],
     }
 
 
@@ -223,6 +254,13 @@ class EngineRunner:
         if todo:
             self.runs += len(todo)
             groups = self._route(items, todo)
+            batches = [(i, c) for i, group in enumerate(groups) for c in _batches(group, items)]
+            if project is not None and not self._in_process and len(batches) > 1:
+                token = f"{os.getpid()}-{next(_TOKENS)}"
+                data = await asyncio.get_running_loop().run_in_executor(
+                    None, partial(pickle.dumps, project, pickle.HIGHEST_PROTOCOL)
+                )
+                project = _SharedIndex(token, data)
 
             async def run(index: int, chunk: list[int]) -> None:
                 try:
@@ -244,13 +282,7 @@ class EngineRunner:
                     results[i] = result
                     self._remember((items[i][2], items[i][1], config_key), result)
 
-            await asyncio.gather(
-                *(
-                    run(index, chunk)
-                    for index, group in enumerate(groups)
-                    for chunk in _batches(group, items)
-                )
-            )
+            await asyncio.gather(*(run(index, chunk) for index, chunk in batches))
         return [result for result in results if result is not None]
 
     def _route(

@@ -40,7 +40,7 @@ def open_pr(fake: FakeGitHub, files: dict[str, str], base: dict[str, str] | None
 
 async def totals(harness: Harness) -> dict[str, int]:
     stats = await harness.app[ENGINE].worker_stats()
-    return {key: sum(s[key] for s in stats) for key in ("parses", "summaries")}
+    return {key: sum(s[key] for s in stats) for key in ("parses", "summaries", "index_loads")}
 
 
 def annotations(fake: FakeGitHub, pr: Any) -> list[tuple[Any, ...]]:
@@ -64,6 +64,9 @@ async def test_each_changed_file_is_summarised_and_audited_in_the_workers(
     assert after["parses"] - before["parses"] == 2 * count
     per_worker = [s["parses"] for s in await harness.app[ENGINE].worker_stats()]
     assert len(per_worker) == 2 and min(per_worker) >= count // 2, per_worker  # both worked
+    # The TX007 index went out pickled once and was unpickled once per worker, not per batch
+    # (2 batches per worker); pickled per batch it cost seconds for 1,000 files.
+    assert after["index_loads"] - before["index_loads"] == 2
     found = annotations(fake_github, pr)
     assert sum(title.startswith("TX002") for _, _, title, _ in found) == 13  # jobs, adapter
     assert sum(title.startswith("TX007") for _, _, title, _ in found) == 1
