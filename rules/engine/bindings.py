@@ -8,8 +8,9 @@ caller's session (the parameter's binding reaches it) or still the session that 
 block opened (that block's binding is the only one that reaches it).
 
 Paths are followed the way Python runs them: both branches of an ``if`` (a branch that ends
-in ``return``/``raise``/``break``/``continue`` does not flow on), zero or more iterations of
-a loop, an exception anywhere in a ``try`` body, each ``case``. Nested functions, classes,
+in ``return``/``raise`` does not flow on), zero or more iterations of a loop (``while True:``
+at least one), a ``break`` to after the loop (past its ``else:``), an exception anywhere in
+a ``try`` body, each ``case``. Nested functions, classes,
 lambdas and comprehensions are their own scopes: their bodies are not read here, except
 for what runs in this scope (defaults, decorators, a comprehension's first iterable).
 Expressions are walked without recursion, so a very long expression cannot overflow.
@@ -28,7 +29,7 @@ State = dict[str, frozenset[int]]
 #: id of an `ast.Name` that loads a name -> ids of the bindings that may be live there.
 Bindings = dict[int, frozenset[int]]
 
-_EXITS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
+_EXITS = (ast.Return, ast.Raise)
 
 
 def reaching_bindings(scope: ast.AST) -> Bindings:
@@ -61,6 +62,8 @@ def _merge(states: Iterable[State | None]) -> State | None:
 class _Reader:
     def __init__(self) -> None:
         self.uses: Bindings = {}
+        #: Per enclosing loop: the states at its ``break``s and at its ``continue``s.
+        self._loops: list[tuple[list[State], list[State]]] = []
 
     # --- statements ---------------------------------------------------------------------
 
@@ -93,17 +96,15 @@ class _Reader:
             return self.target(node.target, node, state)
         if isinstance(node, ast.For | ast.AsyncFor):
             state = self.expressions([node.iter], state)
-            inside = self.target(node.target, node, state)
-            after_body = self.block(node.body, inside)
-            after = _merge((state, after_body))
-            assert after is not None
-            return _merge((self.block(node.orelse, after), after_body)) if node.orelse else after
+            return self.loop(node, state, self.target(node.target, node, state), endless=False)
         if isinstance(node, ast.While):
             state = self.expressions([node.test], state)
-            after_body = self.block(node.body, state)
-            after = _merge((state, after_body))
-            assert after is not None
-            return self.block(node.orelse, after) if node.orelse else after
+            endless = isinstance(node.test, ast.Constant) and bool(node.test.value)
+            return self.loop(node, state, state, endless=endless)
+        if isinstance(node, ast.Break | ast.Continue):
+            if self._loops:
+                self._loops[-1][0 if isinstance(node, ast.Break) else 1].append(state)
+            return None
         if isinstance(node, ast.If):
             state = self.expressions([node.test], state)
             return _merge((self.block(node.body, state), self.block(node.orelse, state)))
@@ -145,6 +146,20 @@ class _Reader:
             return state
         state = self.expressions(_own_expressions(node), state)
         return None if isinstance(node, _EXITS) else state
+
+    def loop(
+        self, node: ast.For | ast.AsyncFor | ast.While, before: State, inside: State, endless: bool
+    ) -> State | None:
+        """A loop that runs its body zero or more times (``while True:`` at least once, and
+        only a ``break`` leaves it); ``else:`` runs when it ends without ``break``."""
+        self._loops.append(([], []))
+        after_body = self.block(node.body, inside)
+        breaks, continues = self._loops.pop()
+        iterated = _merge((after_body, *continues))
+        ended = None if endless else _merge((before, iterated))
+        if ended is not None and node.orelse:
+            ended = self.block(node.orelse, ended)
+        return _merge((ended, *breaks))
 
     def try_statement(self, node: ast.Try | ast.TryStar, state: State) -> State | None:
         after_body = self.block(node.body, state)

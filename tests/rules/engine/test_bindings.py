@@ -113,3 +113,63 @@ def test_very_long_expressions_do_not_recurse() -> None:
     function = ast.parse(source).body[0]
     uses = reaching_bindings(function)
     assert len(uses) == 2_000
+
+
+def test_break_carries_its_binding_past_the_else() -> None:
+    uses = _reaching(
+        """
+        async def f(session, shards):
+            for shard in shards:
+                if shard.primary:
+                    session = shard_session(shard)
+                    break
+                await session.flush()
+            else:
+                return
+            await session.commit()
+        """
+    )
+    # only the `break` reaches line 10: the loop that ends without one returns in `else:`
+    assert sorted(uses) == [(7, {"param"}), (10, {"Assign"})]
+
+
+def test_continue_and_a_while_true_loop() -> None:
+    uses = _reaching(
+        """
+        async def f(session, flag):
+            while True:
+                if flag:
+                    session = other()
+                    continue
+                session = await reconnect()
+                if session is not None:
+                    break
+            await session.commit()
+        """
+    )
+    # `while True:` is left only by its `break`: the caller's session cannot reach line 10
+    assert sorted(uses) == [(8, {"Assign"}), (10, {"Assign"})]
+
+
+def test_tx002_is_not_reported_for_the_session_a_retry_loop_rebound() -> None:
+    from rules.engine.audit import audit_text
+    from rules.engine.config import Config
+
+    code = textwrap.dedent(
+        """
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+
+        async def refresh(session: AsyncSession) -> None:
+            await session.flush()
+            while True:
+                session = await reconnect()
+                if session is not None:
+                    break
+            await session.commit()
+        """
+    )
+    assert [f.rule for f in audit_text(code, "app/services/refresh.py", Config()).findings] == []
+    borrowed = code.replace("    while True:", "    while retry():")
+    found = audit_text(borrowed, "app/services/refresh.py", Config()).findings
+    assert [(f.rule, f.line) for f in found] == [("TX002", 11)]  # zero iterations: the caller's
