@@ -54,6 +54,8 @@ async def test_each_changed_file_is_summarised_and_audited_in_the_workers(
     harness = await make_app_client(fake_github, workers=2)
     pr = open_pr(fake_github, CHANGED)
     before = await totals(harness)
+    # libcst (for TX001's fixes) is imported when a worker starts, not in the first audit
+    assert [s["libcst_loaded"] for s in await harness.app[ENGINE].worker_stats()] == [1, 1]
     await harness.deliver("pull_request", harness.pr_event("opened", pr))
     after = await totals(harness)
     count = len(CHANGED)

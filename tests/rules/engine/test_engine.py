@@ -466,3 +466,38 @@ def test_newer_syntax_names_the_python_it_needs() -> None:
     assert "`type` statement (PEP 695)" in message and "Python 3.12" in message
     generic = audit("def first[T](items: list[T]) -> T:\n    return items[0]\n").findings
     assert "type parameters (PEP 695)" in generic[0].message
+
+
+def test_libcst_is_imported_only_to_build_a_fix() -> None:
+    """Issue 13: libcst only where code is rewritten. A fresh interpreter loads the whole
+    rule catalogue and audits a file with findings but nothing to fix: no libcst; the
+    first TX001 fix imports it."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from rules.engine.audit import audit_text
+        from rules.engine.config import Config
+        from rules.engine.registry import all_rules
+
+        all_rules()
+        raw = audit_text('from sqlalchemy import text\\nq = text("SELECT 1")\\n', "a.py", Config())
+        print(sorted(f.rule for f in raw.findings), "libcst" in sys.modules)
+        nested = (
+            "from app.core.db import get_background_session\\n\\n"
+            "async def job():\\n"
+            "    async with get_background_session() as session:\\n"
+            "        async with session.begin():\\n"
+            "            await session.flush()\\n"
+        )
+        fixed = audit_text(nested, "app/schedulers/job.py", Config())
+        fixes = [f.fix is not None for f in fixed.findings if f.rule == "TX001"]
+        print(fixes, "libcst" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["['ORM001'] False", "[True] True"]
