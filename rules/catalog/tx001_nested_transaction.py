@@ -265,16 +265,8 @@ class NestedTransaction(Rule):
         why: str | None = None
         if self.ctx.owned_block(name, use) is not None:
             why = "its session-factory block has already begun"
-        else:
-            for block in self.ctx.scope.begin_blocks:
-                outer = receiver_of(block.call)
-                if (
-                    block.name == name
-                    and block.call is not node
-                    and (outer is None or self.ctx.same_binding(outer, use))
-                ):
-                    why = f"an enclosing `with {name}.begin():` has already begun"
-                    break
+        elif self.ctx.begin_block_of(use, besides=node) is not None:
+            why = f"an enclosing `with {name}.begin():` has already begun"
         if why is None:
             return
         reported = self.ctx.statement_of_call(node)

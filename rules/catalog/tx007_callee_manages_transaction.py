@@ -15,7 +15,7 @@ from rules.engine.callgraph import (
     passed_name_nodes,
 )
 from rules.engine.config import Config
-from rules.engine.context import FileContext, receiver_of
+from rules.engine.context import FileContext
 from rules.engine.model import Severity
 from rules.engine.rule import Invalid, Report, Rule, Valid
 
@@ -335,13 +335,7 @@ class CalleeManagesTransaction(Rule):
         it) or, in a route, the session of an open ``with session.begin():``."""
         if self.ctx.owned_block(use.id, use) is not None:
             return True
-        if not self.ctx.is_route():
-            return False
-        for block in self.ctx.scope.begin_blocks:
-            outer = receiver_of(block.call)
-            if block.name == use.id and (outer is None or self.ctx.same_binding(outer, use)):
-                return True
-        return False
+        return self.ctx.is_route() and self.ctx.begin_block_of(use) is not None
 
     def visit_Call(self, node: ast.Call) -> None:
         if not node.args and not node.keywords:

@@ -3,16 +3,16 @@
 `reaching_bindings(scope_node)` reads one function (or module, or class) body in execution
 order and returns, for each name *used* in it, the bindings that may have given the name its
 value there: a parameter, a ``with ... as`` item, an assignment, a ``for`` target, a walrus,
-an ``except ... as``, an import, a nested ``def``... Rules ask it whether a use is still the
-caller's session (the parameter's binding reaches it) or still the session that a factory
-block opened (that block's binding is the only one that reaches it).
+an ``except ... as``, an import, a nested ``def``... Rules ask it whether a use may still be
+the caller's session (the parameter's binding is among those that reach it) or the session
+that a factory block opened (that block's binding is among them).
 
 Paths are followed the way Python runs them: both branches of an ``if`` (a branch that ends
 in ``return``/``raise`` does not flow on), zero or more iterations of a loop (``while True:``
 at least one), a ``break`` to after the loop (past its ``else:``), an exception anywhere in
-a ``try`` body, each ``case``. Nested functions, classes,
-lambdas and comprehensions are their own scopes: their bodies are not read here, except
-for what runs in this scope (defaults, decorators, a comprehension's first iterable).
+a ``try`` body, each ``case``. Nested functions, classes, lambdas and comprehensions are
+their own scopes: their bodies are not read here, except for what runs in this scope
+(defaults, decorators, a comprehension's first iterable).
 Expressions are walked without recursion, so a very long expression cannot overflow.
 """
 
@@ -22,7 +22,7 @@ import ast
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["Bindings", "reaching_bindings"]
+__all__ = ["Bindings", "parameters", "reaching_bindings"]
 
 #: name -> ids of the binding nodes that may be live.
 State = dict[str, frozenset[int]]
@@ -39,7 +39,7 @@ def reaching_bindings(scope: ast.AST) -> Bindings:
     reader = _Reader()
     state: State = {}
     if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-        for arg in _all_args(scope.args):
+        for arg in parameters(scope.args):
             state[arg.arg] = frozenset({id(arg)})
     body = getattr(scope, "body", None)
     if isinstance(body, list):
@@ -236,17 +236,16 @@ class _Reader:
                 stack.append(node.value)
                 continue
             if isinstance(node, ast.Lambda):
-                self.expressions(_lambda_defaults(node), state)
+                self.expressions(_defaults(node.args), state)
                 inner = dict(state)
-                for arg in _all_args(node.args):
+                for arg in parameters(node.args):
                     inner[arg.arg] = frozenset({id(node)})
                 self.expressions([node.body], inner)
                 continue
             if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
                 self.comprehension(node, state)
                 continue
-            children = [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr)]
-            stack.extend(reversed(children))
+            stack.extend(reversed(_own_expressions(node)))
         return state
 
     def comprehension(
@@ -274,14 +273,16 @@ def _bind(state: State, name: str, binder: ast.AST) -> State:
     return {**state, name: frozenset({id(binder)})}
 
 
-def _all_args(args: ast.arguments) -> Iterator[ast.arg]:
+def parameters(args: ast.arguments) -> Iterator[ast.arg]:
+    """Every parameter of a signature (the bindings a call gives the function's body)."""
     for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
         if arg is not None:
             yield arg
 
 
-def _lambda_defaults(node: ast.Lambda) -> list[ast.expr]:
-    return [d for d in (*node.args.defaults, *node.args.kw_defaults) if d is not None]
+def _defaults(args: ast.arguments) -> list[ast.expr]:
+    """The default values of a signature, evaluated where the ``def`` or lambda stands."""
+    return [d for d in (*args.defaults, *args.kw_defaults) if d is not None]
 
 
 def _header_expressions(
@@ -293,12 +294,12 @@ def _header_expressions(
         out.extend(node.bases)
         out.extend(k.value for k in node.keywords)
     else:
-        out.extend(node.args.defaults)
-        out.extend(d for d in node.args.kw_defaults if d is not None)
+        out.extend(_defaults(node.args))
     return out
 
 
-def _own_expressions(node: ast.stmt) -> list[ast.AST]:
+def _own_expressions(node: ast.AST) -> list[ast.AST]:
+    """The expressions directly under `node`, in evaluation order."""
     return [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr)]
 
 

@@ -31,10 +31,10 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from rules.engine.bindings import Bindings, reaching_bindings
+from rules.engine.bindings import Bindings, parameters, reaching_bindings
 from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
-from rules.engine.syntax import node_free_fields, only_node_fields
+from rules.engine.syntax import field_children, node_free_fields, only_node_fields
 
 #: Session methods that manage a transaction, and how a message says it.
 MANAGE_ACTIONS: Mapping[str, str] = {
@@ -297,12 +297,7 @@ class _Func:
         reaching = self.reaching(use)
         if reaching is None:
             return True
-        args = self.node.args
-        return any(
-            id(arg) in reaching
-            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg)
-            if arg is not None and arg.arg == use.id
-        )
+        return any(id(arg) in reaching for arg in parameters(self.node.args) if arg.arg == use.id)
 
     def bind(self, name: str, value: Dotted | None) -> None:
         """Record an assignment; a name bound twice differently (or a parameter) conflicts."""
@@ -455,21 +450,7 @@ class SummaryBuilder:
                 stack.append(leave_marker)
             if not names:
                 continue
-            children: list[Any] = []
-            if checked:
-                for name in names:
-                    value = getattr(node, name, None)
-                    if isinstance(value, ast.AST):
-                        children.append(value)
-                    elif type(value) is list:
-                        children.extend(v for v in value if isinstance(v, ast.AST))
-            else:  # these fields hold a node, None or a list of nodes
-                for name in names:
-                    value = getattr(node, name)
-                    if type(value) is list:
-                        children.extend(value)
-                    elif value is not None:
-                        children.append(value)
+            children = field_children(node, names, checked=checked)
             children.reverse()
             stack.extend(children)
 

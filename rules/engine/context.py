@@ -20,7 +20,7 @@ context describes exactly the code around it:
   no longer borrowed or owned there; rebound on some paths only, it still is, since on the
   others it is still that session (`rules.engine.bindings`, computed on demand per scope);
 - route endpoints: ``ctx.is_route()``;
-- open ``with X.begin():`` blocks: ``scope.begin_blocks``;
+- open ``with X.begin():`` blocks: ``scope.begin_blocks``, ``ctx.begin_block_of(use)``;
 - whether we are in an ``except``/``finally`` body (``scope.handler_depth``) and inside
   engine configuration arguments (``ctx.in_engine_config``).
 
@@ -307,6 +307,20 @@ class FileContext:
             return False
         a, b = self.reaching_at(first), self.reaching_at(second)
         return a is None or b is None or not a.isdisjoint(b)
+
+    def begin_block_of(
+        self, use: ast.Name, *, besides: ast.Call | None = None
+    ) -> BeginBlock | None:
+        """An open ``with X.begin():`` of the current scope on the session that `use` may
+        hold (the same name, and one binding reaches both), other than the block of the call
+        `besides`."""
+        for block in self.scope.begin_blocks:
+            if block.name != use.id or block.call is besides:
+                continue
+            outer = receiver_of(block.call)
+            if outer is None or self.same_binding(outer, use):
+                return block
+        return None
 
     def blocks_of(self, with_node: ast.AST) -> list[FactoryBlock]:
         """The factory blocks a ``with`` statement opens (empty if none)."""

@@ -231,8 +231,15 @@ def _children(node: ast.AST, names: tuple[str, ...]) -> list[Any]:
         if node.finalbody:
             out.append(_clause(Finally, node.finalbody, node))
         return out
-    out = []
-    if not only_node_fields(node_type):
+    return field_children(node, names, checked=not only_node_fields(node_type))
+
+
+def field_children(node: ast.AST, names: tuple[str, ...], *, checked: bool) -> list[Any]:
+    """The nodes in the fields `names` of `node`, in order. Unless `checked`, the fields
+    are known to hold a node, None or a list of nodes (`only_node_fields`), and no value is
+    type-checked."""
+    out: list[Any] = []
+    if checked:
         for name in names:
             value = getattr(node, name, None)
             if isinstance(value, ast.AST):
@@ -240,7 +247,7 @@ def _children(node: ast.AST, names: tuple[str, ...]) -> list[Any]:
             elif type(value) is list:
                 out.extend(v for v in value if isinstance(v, ast.AST))
         return out
-    for name in names:  # these fields hold a node, None or a list of nodes
+    for name in names:
         value = getattr(node, name)
         if type(value) is list:
             out.extend(value)
