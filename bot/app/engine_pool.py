@@ -66,7 +66,8 @@ def _engine_audit_many(
 #: In a worker process: the TX007 index of the audit it last served, by that audit's token.
 _WORKER_INDEX: dict[str, object] = {}
 _TOKENS = itertools.count()
-_INDEX_LOADS = [0]
+#: What this worker process did besides parses and summaries (`_worker_stats`).
+_STATS = {"index_loads": 0}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class _SharedIndex:
         if index is None:
             _WORKER_INDEX.clear()  # one audit's index at a time
             index = _WORKER_INDEX[self.token] = pickle.loads(self.data)
-            _INDEX_LOADS[0] += 1
+            _STATS["index_loads"] += 1
         return index
 
 
@@ -125,7 +126,7 @@ def _worker_stats() -> dict[str, int]:
         "pid": os.getpid(),
         "parses": parsing.STATS["parses"],
         "summaries": callgraph.STATS["computed"],
-        "index_loads": _INDEX_LOADS[0],
+        "index_loads": _STATS["index_loads"],
         "libcst_loaded": int("libcst" in sys.modules),
     }
 
