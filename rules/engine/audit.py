@@ -52,7 +52,7 @@ from datetime import date
 from rules.engine.config import Config
 from rules.engine.context import FileContext
 from rules.engine.model import FileResult, Finding, Fix, Severity, Suppression
-from rules.engine.parsing import Problem, decode, deep, parse, split_lines
+from rules.engine.parsing import Problem, count_lines, decode, deep, parse, split_lines
 from rules.engine.positions import resolve_spans
 from rules.engine.rule import FixInput, Report, Rule, Span
 from rules.engine.suppressions import Comment, find_suppressions
@@ -178,7 +178,7 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
             path, config, decoded.line, decoded.column, decoded.message, decoded.lines
         )
     text = decoded
-    line_count = len(split_lines(text))
+    line_count = count_lines(text)
 
     active = [s for s in selected if not s.cls.ENGINE_RULE]
     pattern = _trigger_pattern(config, [s.cls for s in active])

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 _NEWLINE = re.compile(r"\r\n?|\n")
+#: Characters that `str.splitlines` also breaks on, but the parser does not.
+_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _DEEP_STACK = 512 * 1024 * 1024
 
 T = TypeVar("T")
@@ -31,12 +33,20 @@ def split_lines(text: str) -> list[str]:
     """Lines with their endings, split on \\n, \\r\\n and \\r only (like the parser)."""
     if not text:
         return []
+    if _OTHER_BREAKS.search(text) is None:  # then str.splitlines splits the same way, faster
+        return text.splitlines(keepends=True)
     parts = _NEWLINE.split(text)
     ends = _NEWLINE.findall(text)
     lines = [p + e for p, e in zip(parts, ends, strict=False)]
     if parts[-1]:
         lines.append(parts[-1])
     return lines
+
+
+def count_lines(text: str) -> int:
+    """`len(split_lines(text))`, without building the lines."""
+    endings = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return endings + (0 if not text or text.endswith(("\n", "\r")) else 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +77,7 @@ def decode(source: bytes) -> str | Problem:
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
         column = nul - (text.rfind("\n", 0, nul) + 1) + 1
-        return Problem(line, column, "source contains NUL bytes", len(split_lines(text)))
+        return Problem(line, column, "source contains NUL bytes", count_lines(text))
     return text
 
 

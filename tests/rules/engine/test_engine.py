@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 
 import libcst as cst
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from rules.engine import audit as engine
 from rules.engine.audit import apply_fixes, audit_source, split_lines
 from rules.engine.config import Config, parse_config
 from rules.engine.model import FileResult, Finding, Fix, Severity
+from rules.engine.parsing import count_lines
 from rules.engine.positions import resolve_spans
 
 PATH = "app/services/jobs.py"
@@ -373,6 +377,15 @@ def test_split_lines() -> None:
     assert split_lines("a\nb\r\nc\rd") == ["a\n", "b\r\n", "c\r", "d"]
     assert split_lines("a\x0cb\n") == ["a\x0cb\n"]
     assert split_lines("") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab \n\r\x0b\x0c\x1c\x85\u2028é"))
+def test_split_lines_breaks_only_where_the_parser_does(text: str) -> None:
+    """The str.splitlines fast path and the regex agree, and `count_lines` counts them."""
+    expected = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text)
+    assert split_lines(text) == expected
+    assert count_lines(text) == len(expected)
 
 
 # --- positions -----------------------------------------------------------------------------
