@@ -36,7 +36,9 @@ The measurements, side by side, best of `--runs` (default 3):
      cache) per run; `--tx007 without|both` also times it with TX007 off and no index
   4. `txaudit check . --format json --fail-on never` as a subprocess: a cold process per
      run on all cores (the CLI's own process pool), startup included; `--no-cache` is passed
-     when `txaudit check --help` lists it
+     when `txaudit check --help` lists it. Then the same command on a result cache that one
+     run filled (`--cache-dir` in a temporary folder): the warm row, which must find the
+     same, and which is not the cold target
   5. `semgrep scan --config <--semgrep-config> --json --metrics=off
      --disable-version-check --jobs <cores> .` on the same tree, as a subprocess (skipped,
      with a line saying why, when semgrep is not installed or the config file is missing)
@@ -2981,6 +2983,15 @@ def measure(args: argparse.Namespace, corpus: Corpus) -> dict[str, object]:
     results["check_rss_kib"] = rss
     results["check_by_rule"] = dict(sorted(report["summary"]["by_rule"].items()))
     results["check_files"] = report["summary"]["files"]
+    if "--no-cache" in command:  # the same run on a filled result cache (not the cold target)
+        with tempfile.TemporaryDirectory(prefix="txaudit-bench-cache-") as cache_dir:
+            warm = [c for c in command if c != "--no-cache"] + ["--cache-dir", cache_dir]
+            subprocess.run(warm, cwd=corpus.root, capture_output=True, check=True)
+            run, _ = best_run(args.runs, warm, corpus.root)
+            warm_report = json.loads(run.stdout)
+        if warm_report["summary"]["by_rule"] != report["summary"]["by_rule"]:
+            raise SystemExit("txaudit check on a warm cache found other findings than cold")
+        results["check_warm_s"] = run.seconds
 
     semgrep = semgrep_command(Path(args.semgrep_config).resolve(), cores)
     if isinstance(semgrep, str):
@@ -3047,6 +3058,9 @@ def report(results: dict[str, object]) -> str:
         rss = int(results["check_rss_kib"])  # type: ignore[call-overload]
         note = f"{_total(results['check_by_rule'])} findings; peak RSS {rss / 1024:,.0f} MiB"
         out.append(row(f"4. txaudit check ({cores} cores, cold)", r["check_s"], note))
+    if "check_warm_s" in r:
+        note = "same findings; not the cold target"
+        out.append(row("4. txaudit check, warm result cache", r["check_warm_s"], note))
     if "semgrep_s" in r:
         rss = int(results["semgrep_rss_kib"])  # type: ignore[call-overload]
         note = f"{_total(results['semgrep_by_rule'])} findings; peak RSS {rss / 1024:,.0f} MiB"

@@ -10,6 +10,14 @@ from fakegithub import FakeGitHub
 from redis_server import RedisServer
 
 
+@pytest.fixture(autouse=True)
+def _own_result_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test gets an empty CLI result cache (never the user's ~/.cache/txaudit)."""
+    monkeypatch.setenv("TXAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("txaudit-cache")))
+
+
 @pytest.fixture
 async def make_fake_github(aiohttp_server: Any) -> Callable[..., Awaitable[FakeGitHub]]:
     """Factory: ``fake = await make_fake_github(base_path="/api/v3", latency=0.01)``."""

@@ -21,6 +21,7 @@ from typing import Any
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
+from bot.cli.cache import Reads, ResultCache, digest_of, paths_digest
 from bot.review.patch import PatchLines
 from rules.engine.config import (
     CONFIG_PATHS,
@@ -237,16 +238,41 @@ def audit_bytes(source: bytes, rel: str, config: Config, project: object | None)
         return FileResult(path=rel, error=f"internal error: {type(exc).__name__}: {exc}")
 
 
-def read_and_audit(file: SourceFile, config: Config, project: object | None) -> FileResult:
-    """Read one file from disk and audit it."""
+def _read_source(file: SourceFile) -> bytes | FileResult:
+    """The file's bytes, or the result that says why they cannot be audited."""
     try:
         size = file.abs_path.stat().st_size
         if size > MAX_FILE_BYTES:
             return FileResult(path=file.rel, error=f"skipped: larger than {MAX_FILE_BYTES} bytes")
-        source = file.abs_path.read_bytes()
+        return file.abs_path.read_bytes()
     except OSError as exc:
         return FileResult(path=file.rel, error=f"cannot read: {exc.strerror or exc}")
+
+
+def read_and_audit(file: SourceFile, config: Config, project: object | None) -> FileResult:
+    """Read one file from disk and audit it."""
+    source = _read_source(file)
+    if isinstance(source, FileResult):
+        return source
     return audit_bytes(source, file.rel, config, project)
+
+
+def _audit_tracked(
+    file: SourceFile, config: Config, project: object | None
+) -> tuple[FileResult, str | None, Reads]:
+    """`read_and_audit`, with the SHA-1 of the bytes audited (None if unread) and what TX007
+    read of the module index (for the result cache)."""
+    track = getattr(project, "track", None)
+    if track is not None:
+        track()
+    try:
+        source = _read_source(file)
+        if isinstance(source, FileResult):
+            return source, None, None
+        result = audit_bytes(source, file.rel, config, project)
+    finally:
+        reads = project.tracked() if track is not None else None  # type: ignore[union-attr]
+    return result, digest_of(source), reads
 
 
 def _init_worker(config: Config, index_root: Path | None) -> None:
@@ -257,8 +283,8 @@ def _init_worker(config: Config, index_root: Path | None) -> None:
     )
 
 
-def _worker(file: SourceFile) -> FileResult:
-    return read_and_audit(file, _WORKER_STATE["config"], _WORKER_STATE["project"])
+def _worker(file: SourceFile) -> tuple[FileResult, str | None, Reads]:
+    return _audit_tracked(file, _WORKER_STATE["config"], _WORKER_STATE["project"])
 
 
 def audit_files(
@@ -267,25 +293,68 @@ def audit_files(
     *,
     root: Path | None = None,
     jobs: int | None = None,
+    cache: ResultCache | None = None,
 ) -> list[FileResult]:
     """Audit `files` (in a process pool when there are many) with paths for display.
 
-    `root` enables TX007's cross-module resolution over the tree at `root`. Results come
-    back in the order of `files`, so output is deterministic.
+    `root` enables TX007's cross-module resolution over the tree at `root`. With `cache`,
+    results still valid there are reused and the fresh ones are stored. Results come back
+    in the order of `files`, so output is deterministic.
     """
+    results: list[FileResult | None] = [None] * len(files)
+    tree_paths = ""
+    if cache is not None:
+        tree_paths = _lookup_cached(files, config, root, cache, results)
+    pending = [i for i, result in enumerate(results) if result is None]
+    todo = [files[i] for i in pending]
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
-    if workers > 1 and len(files) > PARALLEL_THRESHOLD:
-        chunk = max(1, len(files) // (workers * 8))
+    if workers > 1 and len(todo) > PARALLEL_THRESHOLD:
+        chunk = max(1, len(todo) // (workers * 8))
         with ProcessPoolExecutor(
-            max_workers=min(workers, len(files)),
+            max_workers=min(workers, len(todo)),
             initializer=_init_worker,
             initargs=(config, root),
         ) as pool:
-            results = list(pool.map(_worker, files, chunksize=chunk))
+            fresh = list(pool.map(_worker, todo, chunksize=chunk))
     else:
-        project = build_project_index(root, config) if root is not None else None
-        results = [read_and_audit(f, config, project) for f in files]
-    return [relocate(result, f.display) for result, f in zip(results, files, strict=True)]
+        project = build_project_index(root, config) if root is not None and todo else None
+        fresh = [_audit_tracked(f, config, project) for f in todo]
+    for i, (result, digest, reads) in zip(pending, fresh, strict=True):
+        results[i] = result
+        if cache is not None and digest is not None:
+            cache.put(files[i].rel, digest, result, reads, tree_paths)
+    if cache is not None:
+        cache.save()
+    done = [r for r in results if r is not None]
+    return [relocate(result, f.display) for result, f in zip(done, files, strict=True)]
+
+
+def _lookup_cached(
+    files: Sequence[SourceFile],
+    config: Config,
+    root: Path | None,
+    cache: ResultCache,
+    results: list[FileResult | None],
+) -> str:
+    """Fill `results` with the cache's valid entries; the fingerprint of the tree's paths."""
+    from rules.engine.callgraph import DiskLoader
+
+    index = build_project_index(root, config) if root is not None else None
+    tree_paths = paths_digest(getattr(index, "paths", frozenset()))
+    loader = DiskLoader(root) if root is not None else None
+    now: dict[str, str | None] = {}
+
+    def current(module: str) -> str | None:
+        if module not in now:
+            source = loader(module) if loader is not None else None
+            now[module] = digest_of(source) if source is not None else None
+        return now[module]
+
+    for i, file in enumerate(files):
+        source = _read_source(file)
+        if not isinstance(source, FileResult):
+            results[i] = cache.get(file.rel, digest_of(source), current, tree_paths)
+    return tree_paths
 
 
 #: "(app/services/adapter.py:68)": a project-relative location inside a message (TX007).

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bot.cli import local
+from bot.cli.cache import CACHE_DIR_ENV, ResultCache
+from bot.cli.cache import default_directory as default_cache_directory
 from bot.cli.local import UsageError
 from bot.cli.output import (
     FORMATS,
@@ -85,6 +87,17 @@ def _add_filter(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the result cache"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=f"result cache folder (default: ${CACHE_DIR_ENV}, else ~/.cache/txaudit)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Audit SQLAlchemy transaction and ORM-only rules.")
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
@@ -95,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
     check.add_argument("--fix", action="store_true", help="apply autofixes (TX001) in place")
     check.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes")
+    _add_cache(check)
 
     diff = commands.add_parser("diff", help="audit only the lines a git diff adds")
     diff.add_argument(
@@ -109,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(report, formats=False)
     report.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     report.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes")
+    _add_cache(report)
 
     action = commands.add_parser(
         "action", help="what the GitHub Action runs: audit the event's range, report to Actions"
@@ -227,8 +242,12 @@ def _audit_tree(
     project = local.load_project(Path(paths[0]), config_path, cwd)
     project = dataclasses.replace(project, config=_with_fail_on(project.config, args.fail_on))
     files = local.discover(paths, project, cwd)
+    cache = None
+    if not args.no_cache and files:
+        directory = Path(args.cache_dir) if args.cache_dir else default_cache_directory()
+        cache = ResultCache.open(directory, project.root, project.config)
     results = local.audit_files(
-        files, project.config, root=project.root, jobs=getattr(args, "jobs", None)
+        files, project.config, root=project.root, jobs=getattr(args, "jobs", None), cache=cache
     )
     return project, files, results
 

@@ -903,6 +903,11 @@ class ProjectIndex:
         self.missing: set[str] = set()
         self.loaded: set[str] = set()
         self._summaries: dict[str, ModuleSummary | None] = {}
+        #: path -> SHA-1 (hex) of the bytes its summary was made from
+        self._digests: dict[str, str] = {}
+        #: What resolution read since `track()`: path -> digest (None: absent, unreadable).
+        self._read: dict[str, str | None] | None = None
+        self._used = False
         self._lock = threading.Lock()
         self._packages = {
             p.rsplit("/", 1)[0] if "/" in p else "" for p in self.paths if p.endswith("__init__.py")
@@ -989,6 +994,8 @@ class ProjectIndex:
     def path_for_module(self, name: str, importer: str | None = None) -> str | None:
         """The file of module `name`, preferring the importer's import root; None if absent
         or ambiguous."""
+        if self._read is not None:
+            self._used = True
         candidates = self._by_name.get(name)
         if not candidates:
             return None
@@ -1014,16 +1021,35 @@ class ProjectIndex:
         with self._lock:
             self.missing.discard(path)
         self._summaries[path] = summarize(source, self.vocab) if source is not None else None
+        if source is not None:
+            self._digests[path] = hashlib.sha1(source).hexdigest()
 
     def has(self, path: str) -> bool:
         return path in self._summaries
+
+    def track(self) -> None:
+        """Start recording the modules that resolution reads (`tracked`)."""
+        self._read, self._used = {}, False
+
+    def tracked(self) -> dict[str, str | None] | None:
+        """The modules read since `track()`, path -> SHA-1 of the bytes used (None: not in
+        the tree or unreadable), and stop recording. None when resolution used nothing of
+        the index. Any use of it depends on the tree's set of paths as well."""
+        read, self._read = self._read, None
+        return read if read or self._used else None
+
+    def _record(self, path: str) -> None:
+        if self._read is not None:
+            self._read[path] = self._digests.get(path)
 
     def summary(self, path: str) -> ModuleSummary | None:
         """A module's summary, loading it if allowed; None if absent, unparsable, not yet
         fetched (recorded in `missing`) or past the module cap (recorded in `skipped`)."""
         if path in self._summaries:
+            self._record(path)
             return self._summaries[path]
         if path not in self.paths:
+            self._record(path)
             return None
         with self._lock:
             if self.max_modules is not None and len(self.loaded) >= self.max_modules:
@@ -1036,7 +1062,10 @@ class ProjectIndex:
             self.loaded.add(path)
         source = self.load(path)
         result = summarize(source, self.vocab) if source is not None else None
+        if source is not None:
+            self._digests[path] = hashlib.sha1(source).hexdigest()
         self._summaries[path] = result
+        self._record(path)
         return result
 
     def modules_needed(self, path: str, source: bytes | None = None) -> set[str]:
