@@ -68,6 +68,7 @@ SQL_TEXT_FUNCTIONS = frozenset(
         "sqlmodel.sql.expression.text",
     }
 )
+_SQL_TEXT_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in SQL_TEXT_FUNCTIONS)
 #: Methods that run a statement (ORM002).
 EXECUTE_METHODS = frozenset({"execute", "exec_driver_sql", "executemany"})
 COMMIT_METHODS = frozenset({"commit", "rollback"})
@@ -378,7 +379,11 @@ class FileContext:
 
     def is_sql_text_call(self, call: ast.Call) -> bool:
         """A call of SQLAlchemy's ``text()``, resolved through imports."""
-        return self.qualified_name(call.func) in SQL_TEXT_FUNCTIONS
+        func = call.func
+        # An import alias renames only the root of a chain: `x.y.f` can only be `....f`.
+        if isinstance(func, ast.Attribute) and func.attr not in _SQL_TEXT_NAMES:
+            return False
+        return self.qualified_name(func) in SQL_TEXT_FUNCTIONS
 
     def is_session_annotation(self, expr: ast.AST | None) -> bool:
         """AsyncSession / Session, bare or qualified, Optional[...], X | None, Annotated."""
