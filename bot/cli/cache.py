@@ -38,6 +38,17 @@ CACHE_DIR_ENV = "TXAUDIT_CACHE_DIR"
 #: Result files kept per cache directory (one per project and configuration).
 MAX_CACHE_FILES = 32
 
+#: Settings for the exit status and the app's review, which no finding depends on: they are
+#: left out of the key, so that `--fail-on` does not start an empty cache.
+_NOT_READ_BY_THE_ENGINE: dict[str, Any] = {
+    "fail_on": "error",
+    "on_error": "failure",
+    "filter": "added",
+    "comments_max": 25,
+    "comments_suggestions": True,
+    "source": "",
+}
+
 #: What a fresh audit used of the module index: path -> SHA-1 (None: absent), or None.
 Reads = dict[str, str | None] | None
 
@@ -89,8 +100,9 @@ class ResultCache:
 
     @classmethod
     def open(cls, directory: Path, root: Path, config: Config) -> ResultCache:
+        audited = dataclasses.replace(config, **_NOT_READ_BY_THE_ENGINE)
         key = hashlib.sha1(
-            f"{_engine_digest()}|{root.resolve()}|{config!r}".encode("utf-8", "surrogateescape")
+            f"{_engine_digest()}|{root.resolve()}|{audited!r}".encode("utf-8", "surrogateescape")
         ).hexdigest()[:24]
         return cls(directory / f"results-{key}.json", today=config.today or date.today())
 

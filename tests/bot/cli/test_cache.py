@@ -110,6 +110,20 @@ def test_another_configuration_has_its_own_results(
     assert len(_cache_files()) == 2
 
 
+def test_settings_no_finding_depends_on_share_the_cache(
+    tree: Tree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree({**CONFIG, "app/helpers.py": COMMITS})
+    first = _check(capsys)
+    parses = parsing.STATS["parses"]
+    assert main(["check", "--format", "json", "--jobs", "1", "--fail-on", "error"]) == 1
+    capsys.readouterr()
+    tree({".github/txaudit.yml": "fail_on: warning\ncomments:\n  max: 3\n"})
+    assert _check(capsys, "--fail-on", "never") == first
+    assert parsing.STATS["parses"] == parses
+    assert len(_cache_files()) == 1
+
+
 def test_no_cache_neither_reads_nor_writes(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
     tree({**CONFIG, "app/helpers.py": COMMITS})
     assert _check(capsys, "--no-cache") == [("app/helpers.py", "TX002", 2)]
