@@ -41,12 +41,10 @@ MAX_CACHE_FILES = 32
 #: Settings for the exit status and the app's review, which no finding depends on: they are
 #: left out of the key, so that `--fail-on` does not start an empty cache.
 _NOT_READ_BY_THE_ENGINE: dict[str, Any] = {
-    "fail_on": "error",
-    "on_error": "failure",
-    "filter": "added",
-    "comments_max": 25,
-    "comments_suggestions": True,
-    "source": "",
+    field.name: field.default
+    for field in dataclasses.fields(Config)
+    if field.name
+    in {"fail_on", "on_error", "filter", "comments_max", "comments_suggestions", "source"}
 }
 
 #: What a fresh audit used of the module index: path -> SHA-1 (None: absent), or None.
@@ -89,7 +87,6 @@ class ResultCache:
         self.file = file
         self.today = today.isoformat()
         self.entries: dict[str, dict[str, Any]] = {}
-        self.hits = 0
         self._dirty = False
         try:
             loaded = json.loads(file.read_text(encoding="utf-8"))
@@ -126,7 +123,6 @@ class ResultCache:
             result = _result_from_json(entry["result"])
         except (KeyError, TypeError, ValueError):
             return None
-        self.hits += 1
         return result
 
     def put(

@@ -251,17 +251,14 @@ def _read_source(file: SourceFile) -> bytes | FileResult:
 
 def read_and_audit(file: SourceFile, config: Config, project: object | None) -> FileResult:
     """Read one file from disk and audit it."""
-    source = _read_source(file)
-    if isinstance(source, FileResult):
-        return source
-    return audit_bytes(source, file.rel, config, project)
+    return _audit_tracked(file, config, project)[0]
 
 
 def _audit_tracked(
     file: SourceFile, config: Config, project: object | None
 ) -> tuple[FileResult, str | None, Reads]:
-    """`read_and_audit`, with the SHA-1 of the bytes audited (None if unread) and what TX007
-    read of the module index (for the result cache)."""
+    """Read one file from disk and audit it: the result, the SHA-1 of the bytes audited
+    (None if unread) and what TX007 read of the module index (for the result cache)."""
     track = getattr(project, "track", None)
     if track is not None:
         track()
@@ -302,9 +299,10 @@ def audit_files(
     in the order of `files`, so output is deterministic.
     """
     results: list[FileResult | None] = [None] * len(files)
+    index = build_project_index(root, config) if root is not None and cache is not None else None
     tree_paths = ""
     if cache is not None:
-        tree_paths = _lookup_cached(files, config, root, cache, results)
+        tree_paths = _lookup_cached(files, index, cache, results)
     pending = [i for i, result in enumerate(results) if result is None]
     todo = [files[i] for i in pending]
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
@@ -317,8 +315,9 @@ def audit_files(
         ) as pool:
             fresh = list(pool.map(_worker, todo, chunksize=chunk))
     else:
-        project = build_project_index(root, config) if root is not None and todo else None
-        fresh = [_audit_tracked(f, config, project) for f in todo]
+        if index is None and root is not None and todo:
+            index = build_project_index(root, config)
+        fresh = [_audit_tracked(f, config, index) for f in todo]
     for i, (result, digest, reads) in zip(pending, fresh, strict=True):
         results[i] = result
         if cache is not None and digest is not None:
@@ -331,17 +330,14 @@ def audit_files(
 
 def _lookup_cached(
     files: Sequence[SourceFile],
-    config: Config,
-    root: Path | None,
+    index: object | None,
     cache: ResultCache,
     results: list[FileResult | None],
 ) -> str:
-    """Fill `results` with the cache's valid entries; the fingerprint of the tree's paths."""
-    from rules.engine.callgraph import DiskLoader
-
-    index = build_project_index(root, config) if root is not None else None
+    """Fill `results` with the cache's valid entries; the fingerprint of the tree's paths.
+    `index` is the tree's module index (its paths, and its loader for the modules' bytes)."""
     tree_paths = paths_digest(getattr(index, "paths", frozenset()))
-    loader = DiskLoader(root) if root is not None else None
+    loader = getattr(index, "load", None)
     now: dict[str, str | None] = {}
 
     def current(module: str) -> str | None:

@@ -1020,9 +1020,14 @@ class ProjectIndex:
         path = self.normalize(path)
         with self._lock:
             self.missing.discard(path)
-        self._summaries[path] = summarize(source, self.vocab) if source is not None else None
-        if source is not None:
-            self._digests[path] = hashlib.sha1(source).hexdigest()
+        self._summaries[path] = self._summarize(path, source)
+
+    def _summarize(self, path: str, source: bytes | None) -> ModuleSummary | None:
+        """The summary of a module's bytes, remembering their digest (`tracked`)."""
+        if source is None:
+            return None
+        self._digests[path] = hashlib.sha1(source).hexdigest()
+        return summarize(source, self.vocab)
 
     def has(self, path: str) -> bool:
         return path in self._summaries
@@ -1060,10 +1065,7 @@ class ProjectIndex:
                 self.missing.add(path)
                 return None
             self.loaded.add(path)
-        source = self.load(path)
-        result = summarize(source, self.vocab) if source is not None else None
-        if source is not None:
-            self._digests[path] = hashlib.sha1(source).hexdigest()
+        result = self._summarize(path, self.load(path))
         self._summaries[path] = result
         self._record(path)
         return result
