@@ -27,14 +27,14 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cachetools import LRUCache
 
 from rules.engine.bindings import Bindings, parameters, reaching_bindings
 from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
-from rules.engine.syntax import field_children, node_free_fields, only_node_fields
+from rules.engine.syntax import Children, Step, children_reader, node_free_fields
+from rules.engine.syntax import walk as syntax_walk
 
 #: Session methods that manage a transaction, and how a message says it.
 MANAGE_ACTIONS: Mapping[str, str] = {
@@ -388,14 +388,15 @@ def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
     return names
 
 
-_Plan = tuple[Callable[..., None] | None, bool, tuple[str, ...], bool]
-#: Per node type: (enter hook, has a leave hook, fields to walk, children need checking).
+#: Per node type: (enter hook, leave hook, how `syntax.walk` reads its children).
+_Plan = tuple[Callable[..., None] | None, Callable[..., None] | None, Children]
 _PLANS: dict[type, _Plan] = {}
 
 
 def _plan(kind: type) -> _Plan:
     names = () if kind in _OPAQUE or not issubclass(kind, ast.AST) else _child_fields(kind)
-    plan = _PLANS[kind] = (_ENTER.get(kind), kind in _LEAVE, names, not only_node_fields(kind))
+    children = children_reader(kind, names, clauses=False)
+    plan = _PLANS[kind] = (_ENTER.get(kind), _LEAVE.get(kind), children)
     return plan
 
 
@@ -429,30 +430,15 @@ class SummaryBuilder:
         return self.finish()
 
     def walk(self, root: ast.AST) -> None:
-        leave_marker: list[ast.AST] = []
-        stack: list[Any] = [root]
-        plans = _PLANS
-        while stack:
-            node = stack.pop()
-            if node is leave_marker:
-                left = stack.pop()
-                _LEAVE[type(left)](self, left)
-                continue
-            kind = type(node)
-            plan = plans.get(kind)
-            if plan is None:
-                plan = _plan(kind)
-            enter, leaves, names, checked = plan
-            if enter is not None:
-                enter(self, node)
-            if leaves:
-                stack.append(node)
-                stack.append(leave_marker)
-            if not names:
-                continue
-            children = field_children(node, names, checked=checked)
-            children.reverse()
-            stack.extend(children)
+        syntax_walk(root, self._step)
+
+    def _step(self, kind: type) -> Step:
+        enter, leave, children = _PLANS.get(kind) or _plan(kind)
+        return (
+            () if enter is None else (enter.__get__(self),),
+            () if leave is None else (leave.__get__(self),),
+            children,
+        )
 
     # scopes ------------------------------------------------------------------------------
 

@@ -18,19 +18,24 @@ the ``def``, for instance). Operators and load/store contexts are not visited.
 from __future__ import annotations
 
 import ast
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "Children",
     "Else",
     "ExceptStarHandler",
     "Finally",
     "RuleHooks",
+    "Step",
+    "children_reader",
     "dispatch",
     "hooks_of",
     "is_function",
     "is_with",
+    "walk",
 ]
 
 
@@ -257,8 +262,88 @@ def field_children(node: ast.AST, names: tuple[str, ...], *, checked: bool) -> l
 
 
 Handler = Callable[[Any], object]
+#: How `walk` reads a node type's children: (`_ONE`, field name), (`_MANY`, an
+#: `attrgetter` of the fields in reverse order) or (`_CALL`, a function that returns them
+#: in visit order); None when there are none to walk.
+Children = tuple[int, Any] | None
+#: A node type's (enter hooks, leave hooks in call order, `Children`) for `walk`.
+Step = tuple[tuple[Handler, ...], tuple[Handler, ...], Children]
+_ONE, _MANY, _CALL = 1, 2, 3
+_CLAUSE_OWNERS = frozenset({ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.TryStar})
+_READERS: dict[tuple[type, tuple[str, ...], bool], Children] = {}
 _Plan = tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]
 _PLANS: dict[tuple[type, tuple[type, ...]], _Plan] = {}
+
+
+def children_reader(node_type: type, names: tuple[str, ...], *, clauses: bool) -> Children:
+    """How `walk` reads the children of a `node_type` node from its fields `names` (in
+    visit order); `clauses` adds the `Else`, `Finally` and `ExceptStarHandler` nodes."""
+    key = (node_type, names, clauses)
+    if key in _READERS:
+        return _READERS[key]
+    reader: Children
+    if not names:
+        reader = None
+    elif clauses and node_type in _CLAUSE_OWNERS:
+        reader = (_CALL, lambda node: _children(node, names))
+    elif not only_node_fields(node_type):
+        reader = (_CALL, lambda node: field_children(node, names, checked=True))
+    elif len(names) == 1:
+        reader = (_ONE, names[0])
+    else:
+        reader = (_MANY, operator.attrgetter(*reversed(names)))
+    _READERS[key] = reader
+    return reader
+
+
+def walk(root: ast.AST, step_for: Callable[[type], Step]) -> None:
+    """Walk `root` depth first, in visit order. `step_for(node_type)`, asked once per node
+    type, gives the hooks to call when entering and when leaving a node of that type and
+    how to read its children. Iterative, so deep trees cannot overflow the stack."""
+    steps: dict[type, Step] = {}
+    stack: list[Any] = [root]
+    push, extend = stack.append, stack.extend
+    leave_marker: list[Any] = []  # the marker object for "leave the next node"
+    while stack:
+        node = stack.pop()
+        if node is leave_marker:
+            left = stack.pop()
+            for hook in steps[type(left)][1]:
+                hook(left)
+            continue
+        node_type = type(node)
+        step = steps.get(node_type)
+        if step is None:
+            step = steps[node_type] = step_for(node_type)
+        enter, leave, children = step
+        for hook in enter:
+            hook(node)
+        if leave:
+            push(node)
+            push(leave_marker)
+        if children is None:
+            continue
+        # Children go on the stack last first, so that the first is walked first.
+        how, read = children
+        if how == _MANY:
+            for value in read(node):
+                if type(value) is list:
+                    if value:
+                        extend(reversed(value))
+                elif value is not None:
+                    push(value)
+        elif how == _ONE:
+            value = getattr(node, read)
+            if type(value) is list:
+                if value:
+                    extend(reversed(value))
+            elif value is not None:
+                push(value)
+        else:
+            found = read(node)
+            if found:
+                found.reverse()
+                extend(found)
 
 
 def _hook_plan(node_type: type, kinds: tuple[type, ...]) -> _Plan:
@@ -280,37 +365,15 @@ def _hook_plan(node_type: type, kinds: tuple[type, ...]) -> _Plan:
 def dispatch(root: ast.AST, objects: Sequence[object]) -> None:
     """Walk `root` once, calling each object's ``visit_<Node>`` hooks (in the order of
     `objects`) before a node's children and its ``leave_<Node>`` hooks (in reverse order)
-    after them. Iterative, so deep trees cannot overflow the stack. Put the `FileContext`
-    first so that it is up to date for the others."""
-    table: dict[type, tuple[list[Handler], list[Handler], tuple[str, ...]]] = {}
+    after them. Put the `FileContext` first so that it is up to date for the others."""
     kinds = tuple(type(o) for o in objects)
-    stack: list[Any] = [root]
-    leave_marker: list[Any] = []  # the marker object for "leave the next node"
-    while stack:
-        node = stack.pop()
-        if node is leave_marker:
-            left = stack.pop()
-            for handler in table[type(left)][1]:
-                handler(left)
-            continue
-        node_type = type(node)
-        entry = table.get(node_type)
-        if entry is None:
-            visit_names, leave_names = _hook_plan(node_type, kinds)
-            entry = (
-                [getattr(objects[i], attr) for i, attr in visit_names],
-                [getattr(objects[i], attr) for i, attr in leave_names],
-                _fields_of(node_type),
-            )
-            table[node_type] = entry
-        visit_handlers, leave_handlers, names = entry
-        for handler in visit_handlers:
-            handler(node)
-        if leave_handlers:
-            stack.append(node)
-            stack.append(leave_marker)
-        if names:
-            children = _children(node, names)
-            if children:
-                children.reverse()
-                stack.extend(children)
+
+    def step_for(node_type: type) -> Step:
+        visit_names, leave_names = _hook_plan(node_type, kinds)
+        return (
+            tuple(getattr(objects[i], attr) for i, attr in visit_names),
+            tuple(getattr(objects[i], attr) for i, attr in leave_names),
+            children_reader(node_type, _fields_of(node_type), clauses=True),
+        )
+
+    walk(root, step_for)
