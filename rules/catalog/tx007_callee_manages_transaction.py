@@ -202,6 +202,18 @@ class CalleeManagesTransaction(Rule):
                         await save(session)
             """
         ),
+        Valid(
+            """
+            async def save(session):
+                await session.commit()
+
+
+            async def job(items):
+                async with get_background_session() as session:
+                    session = replica_session()
+                    await save(session=session)  # no longer the block's session
+            """
+        ),
     )
     INVALID = (
         Invalid(

@@ -34,6 +34,19 @@ def test_assignment_rebinds_from_that_point_on() -> None:
     assert sorted(uses) == [(3, {"param"}), (5, {"Assign"})]
 
 
+def test_a_keyword_argument_reads_the_live_binding() -> None:
+    # Regression: keyword values were skipped, so a rebound name passed as `x=session`
+    # had no reaching binding and counted as the caller's session.
+    uses = _reaching(
+        """
+        async def f(session):
+            session = other()
+            await save(session=session, *[session], **{"k": session})
+        """
+    )
+    assert uses == [(4, {"Assign"})] * 3
+
+
 def test_a_rebinding_on_one_branch_leaves_both_possible() -> None:
     uses = _reaching(
         """
