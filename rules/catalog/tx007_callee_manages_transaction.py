@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 
 from rules.engine.callgraph import (
-    FunctionSummary,
+    ArgRef,
+    CallShape,
+    ModuleSummary,
     ProjectIndex,
     Resolver,
     SummaryBuilder,
@@ -324,23 +326,23 @@ class CalleeManagesTransaction(Rule):
     def triggers(cls, config: Config) -> tuple[str, ...]:
         return (*Vocab.from_config(config).session_factories, "begin")
 
+    READS_MODULE_SUMMARY = True
+
     def __init__(self, ctx: FileContext, sink: list[Report]) -> None:
         super().__init__(ctx, sink)
-        self._resolver: Resolver | None = None
-        self._qualnames: dict[int, str] = {}
+        #: Calls that hand an owned session over: (call, name, argument, callee shape,
+        #: enclosing function node, scope). They are resolved once the whole file (and so
+        #: its summary) has been walked.
+        self._handed: list[tuple[ast.Call, str, ArgRef, CallShape, ast.AST | None, str]] = []
 
-    def _resolver_for_file(self) -> Resolver:
-        """This file's summary (one walk of the engine's tree) and the project index."""
-        if self._resolver is None:
-            ctx = self.ctx
-            builder = SummaryBuilder(ctx.module, Vocab.from_config(ctx.config))
-            builder.walk(ctx.module)
-            summary = builder.finish()
-            self._qualnames = builder.node_qualnames
-            project = ctx.project if isinstance(ctx.project, ProjectIndex) else None
-            path = project.normalize(ctx.path) if project is not None else ctx.path
-            self._resolver = Resolver(summary, path, project)
-        return self._resolver
+    def _summary(self) -> tuple[ModuleSummary, dict[int, str]]:
+        """This file's summary (built in the shared walk, or by a walk of its own) and the
+        qualified name of each function node."""
+        builder = self.ctx.summary_builder
+        if not isinstance(builder, SummaryBuilder):
+            builder = SummaryBuilder(self.ctx.module, Vocab.from_config(self.ctx.config))
+            builder.run()
+        return builder.finish(), builder.node_qualnames
 
     def _owns(self, use: ast.Name) -> bool:
         """`use` is this function's own session: a factory block's (the name still bound to
@@ -362,12 +364,20 @@ class CalleeManagesTransaction(Rule):
         if passed is None or shape is None:
             return
         name, ref = passed
-        resolver = self._resolver_for_file()
-        func: FunctionSummary | None = None
-        if self.ctx.function is not None:
-            qualname = self._qualnames.get(id(self.ctx.function.node))
-            func = resolver.summary.functions.get(qualname) if qualname else None
-        target = resolver.resolve(resolver.path, shape, func, ref)
-        chain = resolver.chain(target) if target is not None else None
-        if chain is not None:
-            self.report(node, describe(name, chain))
+        function = self.ctx.function.node if self.ctx.function is not None else None
+        self._handed.append((node, name, ref, shape, function, self.ctx.scope.qualname))
+
+    def leave_Module(self, original_node: ast.Module) -> None:
+        if not self._handed:
+            return
+        summary, qualnames = self._summary()
+        project = self.ctx.project if isinstance(self.ctx.project, ProjectIndex) else None
+        path = project.normalize(self.ctx.path) if project is not None else self.ctx.path
+        resolver = Resolver(summary, path, project)
+        for call, name, ref, shape, function, scope in self._handed:
+            qualname = qualnames.get(id(function)) if function is not None else None
+            func = summary.functions.get(qualname) if qualname else None
+            target = resolver.resolve(path, shape, func, ref)
+            chain = resolver.chain(target) if target is not None else None
+            if chain is not None:
+                self.report(call, describe(name, chain), in_scope=scope)

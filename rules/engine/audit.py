@@ -11,6 +11,12 @@ Public API (used by the CLI and the app; keep these signatures):
         `path` is repo-relative with "/" and is used for per-path overrides and messages.
         `project` is the TX007 module index (None: TX007 cannot follow calls out of this file).
 
+    audit_sources(items: Sequence[tuple[bytes, str]], config: Config, *,
+                  project: object | None = None) -> list[FileResult]
+        `audit_source` of several files of one project; results in the order of `items`.
+        With a module index, a module is audited before the files that import it, so that
+        TX007 reads the summary its audit built instead of parsing it again.
+
     apply_fixes(source: str, findings: Iterable[Finding]) -> str
         Apply the findings' fixes (whole-line replacements) bottom-up; overlapping fixes
         after the first are skipped. `txaudit check --fix` calls it.
@@ -32,7 +38,8 @@ How one file is audited:
    (TXA00/TXA01).
 4. One traversal: the shared vocabulary (`rules.engine.context.FileContext`) and every rule's
    ``visit_*``/``leave_*`` hooks are dispatched from one iterative walk over the `ast` tree
-   (`rules.engine.syntax.dispatch`).
+   (`rules.engine.syntax.dispatch`). With a module index, TX007's module summary is built in
+   the same walk and kept in the index for the files audited after this one.
 5. Positions come from `ast`'s offsets, converted from UTF-8 bytes to characters
    (`rules.engine.positions`). A fix that rewrites code (TX001's) parses just the lines of
    its statement with libcst, which keeps comments and formatting.
@@ -49,6 +56,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from rules.engine.callgraph import ProjectIndex, SummaryBuilder
 from rules.engine.config import Config
 from rules.engine.context import FileContext
 from rules.engine.model import FileResult, Finding, Fix, Severity, Suppression
@@ -58,7 +66,7 @@ from rules.engine.rule import FixInput, Report, Rule, Span
 from rules.engine.suppressions import Comment, find_suppressions
 from rules.engine.syntax import dispatch
 
-__all__ = ["apply_fixes", "audit_source", "audit_text", "dispatch"]
+__all__ = ["apply_fixes", "audit_source", "audit_sources", "audit_text", "dispatch"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,21 @@ def audit_source(
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def audit_sources(
+    items: Sequence[tuple[bytes, str]], config: Config, *, project: object | None = None
+) -> list[FileResult]:
+    """`audit_source` of every (bytes, path) of one project, callees first (see the module
+    docstring); the results are in the order of `items`."""
+    order: Iterable[int] = range(len(items))
+    if isinstance(project, ProjectIndex):
+        order = project.callee_first([path for _, path in items], [src for src, _ in items])
+    results: dict[int, FileResult] = {}
+    for i in order:
+        source, path = items[i]
+        results[i] = audit_source(source, path, config, project=project)
+    return [results[i] for i in range(len(items))]
 
 
 def audit_text(
@@ -200,11 +223,11 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
     relevant = False
     if triggered:
         try:
-            reports, relevant = _run_rules(module, text, active, config, path, project)
+            reports, relevant = _run_rules(module, source, text, active, config, path, project)
             findings = _to_findings(text, reports, severities, path)
         except RecursionError:
             reports, relevant = deep(
-                lambda: _run_rules(module, text, active, config, path, project)
+                lambda: _run_rules(module, source, text, active, config, path, project)
             )
             findings = deep(lambda: _to_findings(text, reports, severities, path))
 
@@ -258,6 +281,7 @@ def _parse_error_result(
 
 def _run_rules(
     module: ast.Module,
+    source: bytes,
     text: str,
     active: Sequence[_Selected],
     config: Config,
@@ -267,7 +291,17 @@ def _run_rules(
     ctx = FileContext(config, path, module, project, text)
     reports: list[Report] = []
     rules = [s.cls(ctx, reports) for s in active]
-    dispatch(module, [ctx, *rules])
+    builder: SummaryBuilder | None = None
+    index = project if isinstance(project, ProjectIndex) else None
+    if index is not None and any(
+        s.cls.READS_MODULE_SUMMARY and s.severity is not Severity.OFF for s in active
+    ):
+        # The module summary is built in the same walk, and kept for the calls of the files
+        # audited after this one, which then need not parse this module again.
+        builder = ctx.summary_builder = SummaryBuilder(module, index.vocab, text)
+    dispatch(module, [ctx, *rules] if builder is None else [ctx, builder, *rules])
+    if index is not None and builder is not None:
+        index.add_audited(path, source, builder.finish())
     relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)
     return reports, relevant
 

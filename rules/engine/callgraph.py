@@ -23,6 +23,7 @@ import ast
 import asyncio
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,8 +34,7 @@ from cachetools import LRUCache
 from rules.engine.bindings import Bindings, parameters, reaching_bindings
 from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
-from rules.engine.syntax import Children, Step, children_reader, node_free_fields
-from rules.engine.syntax import walk as syntax_walk
+from rules.engine.syntax import ExceptStarHandler, dispatch
 
 #: Session methods that manage a transaction, and how a message says it.
 MANAGE_ACTIONS: Mapping[str, str] = {
@@ -335,76 +335,17 @@ class _Block:
         self.binding = binding
 
 
-#: Fields that never lead to a call, a binding or a block (types, decorators, operators).
-_SKIP_FIELDS = frozenset(
-    {
-        "ctx",
-        "op",
-        "ops",
-        "kind",
-        "type_comment",
-        "type_ignores",
-        "annotation",
-        "returns",
-        "type_params",
-        "decorator_list",
-        "format_spec",
-        "simple",
-        "is_async",
-        "level",
-    }
-)
-#: Per node type: fields not worth walking into besides `_SKIP_FIELDS`.
-_SKIP_BY_TYPE: Mapping[type[ast.AST], frozenset[str]] = {
-    ast.FunctionDef: frozenset({"name", "args"}),
-    ast.AsyncFunctionDef: frozenset({"name", "args"}),
-    ast.ClassDef: frozenset({"name", "bases", "keywords"}),
-    ast.Lambda: frozenset({"args"}),
-}
-#: Node types whose children are never walked.
-_OPAQUE: frozenset[type[ast.AST]] = frozenset(
-    {
-        ast.Name,
-        ast.Constant,
-        ast.JoinedStr,
-        ast.arguments,
-        ast.arg,
-        ast.Import,
-        ast.ImportFrom,
-        ast.Pass,
-        ast.Break,
-        ast.Continue,
-    }
-)
-_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
-
-
-def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
-    names = _FIELDS.get(kind)
-    if names is None:
-        skip = _SKIP_BY_TYPE.get(kind, frozenset()) | node_free_fields(kind)
-        names = tuple(f for f in kind._fields if f not in _SKIP_FIELDS and f not in skip)
-        _FIELDS[kind] = names
-    return names
-
-
-#: Per node type: (enter hook, leave hook, how `syntax.walk` reads its children).
-_Plan = tuple[Callable[..., None] | None, Callable[..., None] | None, Children]
-_PLANS: dict[type, _Plan] = {}
-
-
-def _plan(kind: type) -> _Plan:
-    names = () if kind in _OPAQUE or not issubclass(kind, ast.AST) else _child_fields(kind)
-    children = children_reader(kind, names, clauses=False)
-    plan = _PLANS[kind] = (_ENTER.get(kind), _LEAVE.get(kind), children)
-    return plan
+#: (line, column) to (line, column): code the summary does not read.
+_Span = tuple[int, int, int, int]
 
 
 class SummaryBuilder:
-    """Collects a `ModuleSummary` in one walk of an `ast` tree (`run`).
+    """Collects a `ModuleSummary` in one walk of an `ast` tree: on its own (`run`) or as
+    one of the objects of the engine's shared walk (`syntax.dispatch`).
 
-    An iterative walk over the fields that matter (decorators, annotations and default
-    values are skipped). `finish` takes the line of each commit/rollback/begin from `ast`.
+    What a ``def``/``class`` header, a lambda's parameters, a variable annotation and an
+    f-string hold is not read (`_muted`). `finish` takes the line of each
+    commit/rollback/begin from `ast`.
     """
 
     def __init__(self, module: ast.Module, vocab: Vocab, text: str | None = None) -> None:
@@ -415,6 +356,8 @@ class SummaryBuilder:
         self._scopes: list[_Func | _Class] = []
         self._blocks: list[_Block] = []
         self._pushed: list[int] = []
+        self._mute: _Span | None = None
+        self._summary: ModuleSummary | None = None
         self.imports: dict[str, ImportEntry] = {}
         self.functions: list[_Func] = []
         self.classes: dict[str, _Class] = {}
@@ -425,20 +368,34 @@ class SummaryBuilder:
         self.node_qualnames: dict[int, str] = {}
 
     def run(self) -> ModuleSummary:
-        """Walk the module and build its summary."""
-        self.walk(self.module)
+        """Walk the module on its own and build its summary."""
+        dispatch(self.module, [self])
         return self.finish()
 
-    def walk(self, root: ast.AST) -> None:
-        syntax_walk(root, self._step)
+    # code that is not read ---------------------------------------------------------------
 
-    def _step(self, kind: type) -> Step:
-        enter, leave, children = _PLANS.get(kind) or _plan(kind)
-        return (
-            () if enter is None else (enter.__get__(self),),
-            () if leave is None else (leave.__get__(self),),
-            children,
-        )
+    def _mute_span(self, start: ast.expr | ast.stmt, end: tuple[int, int]) -> None:
+        """Do not read what lies from `start` up to `end` (unless inside muted code)."""
+        line, column = start.lineno, start.col_offset
+        if not self._muted(line, column):
+            self._mute = (line, column, *end)
+
+    def _muted(self, line: int, column: int) -> bool:
+        # The walk goes in source order, so the last muted span is the only one ahead.
+        mute = self._mute
+        return mute is not None and (mute[0], mute[1]) <= (line, column) < (mute[2], mute[3])
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        self._mute_span(node, (node.end_lineno or node.lineno, node.end_col_offset or 0))
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._mute_span(node, (node.body.lineno, node.body.col_offset))
+
+    def _mute_header(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        """Decorators, bases, the signature: they run in the enclosing scope."""
+        first = node.body[0]
+        start = node.decorator_list[0] if node.decorator_list else node
+        self._mute_span(start, (first.lineno, first.col_offset))
 
     # scopes ------------------------------------------------------------------------------
 
@@ -447,6 +404,7 @@ class SummaryBuilder:
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         bases = tuple(d for base in node.bases if (d := _dotted(base)))
+        self._mute_header(node)
         klass = _Class(node.name, bases, registered=not self._scopes)
         if klass.registered:
             self.classes[klass.name] = klass
@@ -458,6 +416,7 @@ class SummaryBuilder:
         self._scopes.pop()
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self._mute_header(node)
         name = node.name
         parent = self._scopes[-1] if self._scopes else None
         decorator_names = [
@@ -595,23 +554,31 @@ class SummaryBuilder:
             self._assign(target, node.value)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        annotation = node.annotation
+        self._mute_span(
+            annotation, (annotation.end_lineno or annotation.lineno, annotation.end_col_offset or 0)
+        )
         self._assign(node.target, node.value)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self._assign(node.target, None)
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
-        self._assign(node.target, node.value)
+        if not self._muted(node.lineno, node.col_offset):
+            self._assign(node.target, node.value)
 
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self._assign(node.target, None)
 
     def visit_comprehension(self, node: ast.comprehension) -> None:
-        self._assign(node.target, None)
+        if not self._muted(node.target.lineno, node.target.col_offset):
+            self._assign(node.target, None)
 
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+    def visit_ExceptHandler(self, node: ast.ExceptHandler | ExceptStarHandler) -> None:
         if node.name is not None:
             self._assign(ast.Name(id=node.name), None)
+
+    visit_ExceptStarHandler = visit_ExceptHandler
 
     # blocks ------------------------------------------------------------------------------
 
@@ -661,6 +628,8 @@ class SummaryBuilder:
     # calls -------------------------------------------------------------------------------
 
     def visit_Call(self, node: ast.Call) -> None:
+        if self._mute is not None and self._muted(node.lineno, node.col_offset):
+            return
         func = self._func()
         callee = node.func
         if (
@@ -715,7 +684,12 @@ class SummaryBuilder:
     # result ------------------------------------------------------------------------------
 
     def finish(self) -> ModuleSummary:
-        """Build the summary, with the line of every commit/rollback/begin it records."""
+        """Build the summary (once), with the line of every commit/rollback/begin."""
+        if self._summary is None:
+            self._summary = self._build()
+        return self._summary
+
+    def _build(self) -> ModuleSummary:
         functions: dict[str, FunctionSummary] = {}
         for f in self.functions:
             rebound = f.conflicts & f.param_names
@@ -755,26 +729,6 @@ class SummaryBuilder:
         )
 
 
-_ALIASES: Mapping[str, tuple[type[ast.AST], ...]] = {
-    "FunctionDef": (ast.FunctionDef, ast.AsyncFunctionDef),
-    "With": (ast.With, ast.AsyncWith),
-    "For": (ast.For, ast.AsyncFor),
-}
-
-
-def _hooks(prefix: str) -> dict[type[ast.AST], Callable[[SummaryBuilder, ast.AST], None]]:
-    table: dict[type[ast.AST], Callable[[SummaryBuilder, ast.AST], None]] = {}
-    for name in dir(SummaryBuilder):
-        if name.startswith(prefix):
-            node_name = name[len(prefix) :]
-            for kind in _ALIASES.get(node_name, (getattr(ast, node_name),)):
-                table[kind] = getattr(SummaryBuilder, name)
-    return table
-
-
-_ENTER = _hooks("visit_")
-_LEAVE = _hooks("leave_")
-
 _CACHE: LRUCache[tuple[bytes, Vocab], ModuleSummary | None] = LRUCache(maxsize=4096)
 _CACHE_LOCK = threading.Lock()
 #: How many summaries were computed (not served from the cache); tests and benchmarks read it.
@@ -783,10 +737,8 @@ STATS = {"computed": 0}
 
 def summarize_tree(module: ast.Module, vocab: Vocab, text: str | None = None) -> ModuleSummary:
     """Summarise an already parsed module (`text`, its source, makes lines cheaper)."""
-    builder = SummaryBuilder(module, vocab, text)
-    builder.walk(module)
     STATS["computed"] += 1
-    return builder.finish()
+    return SummaryBuilder(module, vocab, text).run()
 
 
 def parse_source(source: bytes) -> tuple[ast.Module, str] | None:
@@ -837,6 +789,14 @@ def clear_cache() -> None:
 
 Loader = Callable[[str], "bytes | None"]
 AsyncFetcher = Callable[[str], Awaitable["bytes | None"]]
+
+
+#: ``import a.b as c, d`` / ``from ..a import (b as c, d)``: dots, module, names / modules.
+_IMPORT_LINE = re.compile(
+    rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\r\n;#]+)"
+    rb"|import[ \t]+([^\r\n;#]+))",
+    re.MULTILINE,
+)
 
 
 class DiskLoader:
@@ -982,6 +942,9 @@ class ProjectIndex:
         or ambiguous."""
         if self._read is not None:
             self._used = True
+        return self._find(name, importer)
+
+    def _find(self, name: str, importer: str | None) -> str | None:
         candidates = self._by_name.get(name)
         if not candidates:
             return None
@@ -995,6 +958,64 @@ class ProjectIndex:
         top = [path for root, path in candidates if root == ""]
         return top[0] if len(top) == 1 else None
 
+    def callee_first(self, paths: Sequence[str], sources: Sequence[bytes | None]) -> list[int]:
+        """The positions of `paths` in an order where a module comes before the modules of
+        `paths` that import it (cycles are cut where they close). Auditing in this order lets
+        each audit keep its module's summary (`add_audited`) before any caller needs it.
+        Imports are read from the bytes with a regular expression: an approximation that can
+        only cost time, never change a finding."""
+        position = {self.normalize(path): i for i, path in enumerate(paths)}
+        imports: list[list[int]] = []
+        for path, source in zip(paths, sources, strict=True):
+            importer = self.normalize(path)
+            found = self._imported_paths(importer, source) if source else set()
+            imports.append(sorted(position[p] for p in found if p in position))
+        order: list[int] = []
+        state = [0] * len(paths)  # 0 not seen, 1 on the stack, 2 placed
+        for start in range(len(paths)):
+            if state[start]:
+                continue
+            stack = [(start, iter(imports[start]))]
+            state[start] = 1
+            while stack:
+                node, pending = stack[-1]
+                nxt = next((i for i in pending if not state[i]), None)
+                if nxt is None:
+                    stack.pop()
+                    state[node] = 2
+                    order.append(node)
+                else:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(imports[nxt])))
+        return order
+
+    def _imported_paths(self, importer: str, source: bytes) -> set[str]:
+        found: set[str] = set()
+        own = self.module_name(importer)
+        package = (own or "").split(".")
+        if not self.is_package(importer):
+            package = package[:-1]
+        for match in _IMPORT_LINE.finditer(source):
+            dots, module, names, plain = match.groups()
+            if plain is not None:
+                modules = [n.split()[0] for n in plain.decode("ascii", "replace").split(",")]
+                found.update(p for m in modules if m and (p := self._find(m, importer)))
+                continue
+            base = module.decode("ascii", "replace")
+            if dots:
+                level = len(dots)
+                if own is None or level - 1 > len(package):
+                    continue
+                parts = package[: len(package) - (level - 1)]
+                base = ".".join([*parts, *([base] if base else [])])
+            listed = names.decode("ascii", "replace").strip("()").replace("\\", " ")
+            for name in (n.split()[0] for n in listed.split(",") if n.split()):
+                if (path := self._find(f"{base}.{name}" if base else name, importer)) is not None:
+                    found.add(path)
+            if base and (path := self._find(base, importer)) is not None:
+                found.add(path)
+        return found
+
     def is_package(self, path: str) -> bool:
         return path.endswith("/__init__.py") or path == "__init__.py"
 
@@ -1007,6 +1028,18 @@ class ProjectIndex:
         with self._lock:
             self.missing.discard(path)
         self._summaries[path] = self._summarize(path, source)
+
+    def add_audited(self, path: str, source: bytes, summary: ModuleSummary) -> None:
+        """Keep the summary that the audit of a module's bytes built in its walk, so that
+        resolving a later file's calls into it does not parse it again."""
+        remember_summary(source, self.vocab, summary)
+        path = self.normalize(path)
+        if path in self._summaries:  # given with `add_source`, or already loaded
+            return
+        with self._lock:
+            self.missing.discard(path)
+        self._digests[path] = hashlib.sha1(source).hexdigest()
+        self._summaries[path] = summary
 
     def _summarize(self, path: str, source: bytes | None) -> ModuleSummary | None:
         """The summary of a module's bytes, remembering their digest (`tracked`)."""

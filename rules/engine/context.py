@@ -249,6 +249,9 @@ class FileContext:
         self._item_owner: dict[int, WithNode] = {}
         #: Set when the file opens a session factory or touches SQL (FileResult.relevant).
         self.relevant = False
+        #: The TX007 summary builder walking with the rules (`callgraph.SummaryBuilder`), when
+        #: the audit has a module index and a rule reads the summary; else None.
+        self.summary_builder: object | None = None
 
     # --- queries for rules ----------------------------------------------------------
 

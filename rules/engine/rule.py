@@ -115,6 +115,9 @@ class Rule:
     TRIGGERS: ClassVar[tuple[str, ...]] = ()
     #: True for TXA00-TXA02: produced by the engine itself, no hooks.
     ENGINE_RULE: ClassVar[bool] = False
+    #: True for a rule that reads the file's TX007 module summary (`ctx.summary_builder`):
+    #: with a module index, the engine then builds it during the shared walk.
+    READS_MODULE_SUMMARY: ClassVar[bool] = False
 
     def __init__(self, ctx: FileContext, sink: list[Report]) -> None:
         self.ctx = ctx
@@ -131,9 +134,11 @@ class Rule:
         message: str | None = None,
         *,
         fix: FixBuilder | None = None,
+        in_scope: str | None = None,
         **fields: object,
     ) -> None:
+        """Record a finding at `node`, in the current scope unless `in_scope` names it (for
+        a finding reported after the walk has left it)."""
         text = message if message is not None else self.MESSAGE.format(**fields)
-        self._sink.append(
-            Report(rule=type(self), node=node, message=text, scope=self.ctx.scope.qualname, fix=fix)
-        )
+        scope = in_scope if in_scope is not None else self.ctx.scope.qualname
+        self._sink.append(Report(rule=type(self), node=node, message=text, scope=scope, fix=fix))
