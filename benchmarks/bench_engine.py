@@ -31,9 +31,10 @@ The measurements, side by side, best of `--runs` (default 3):
 
   1. `ast.parse` of every file (the reference: CPython's parser, which the engine uses)
   2. `libcst.parse_module` of every file (parse only)
-  3. the engine on one core: `rules.engine.audit_source(source, rel, config, project=index)`
-     in-process over every file, with a fresh TX007 `ProjectIndex` (and cleared summary
-     cache) per run; `--tx007 without|both` also times it with TX007 off and no index
+  3. the engine on one core: `rules.engine.audit_sources(files, config, project=index)`
+     in-process over every file (callees first, as `txaudit check` audits a tree), with a
+     fresh TX007 `ProjectIndex` (and cleared summary cache) per run; `--tx007 without|both`
+     also times it with TX007 off and no index
   4. `txaudit check . --format json --fail-on never` as a subprocess: a cold process per
      run on all cores (the CLI's own process pool), startup included; `--no-cache` is passed
      when `txaudit check --help` lists it. Then the same command on a result cache that one
@@ -2930,7 +2931,7 @@ def _rule_of(check_id: str) -> str:
 
 
 def measure(args: argparse.Namespace, corpus: Corpus) -> dict[str, object]:
-    from rules.engine import audit_source
+    from rules.engine import audit_sources
 
     config = load_config_file(corpus.root / ".github" / "txaudit.yml")
     pairs = list(zip(corpus.sources, corpus.rels, strict=True))
@@ -2961,10 +2962,9 @@ def measure(args: argparse.Namespace, corpus: Corpus) -> dict[str, object]:
         ) -> Counter[str]:
             project = make()
             found: Counter[str] = Counter()
-            for source, rel in pairs:
-                result = audit_source(source, rel, cfg, project=project)
+            for result in audit_sources(pairs, cfg, project=project):
                 if result.error is not None:  # a fast engine that fails is not a result
-                    raise SystemExit(f"{rel}: {result.error}")
+                    raise SystemExit(f"{result.path}: {result.error}")
                 found.update(f.rule for f in result.findings)
             return found
 
@@ -3053,7 +3053,7 @@ def report(results: dict[str, object]) -> str:
     engines = [k[:-2] for k in r if k.startswith("engine")]
     for label in engines:
         found = _total(results[f"{label}_by_rule"])
-        out.append(row(f"3. {label} (audit_source, 1 core)", r[f"{label}_s"], f"{found} findings"))
+        out.append(row(f"3. {label} (audit_sources, 1 core)", r[f"{label}_s"], f"{found} findings"))
     if "check_s" in r:
         rss = int(results["check_rss_kib"])  # type: ignore[call-overload]
         note = f"{_total(results['check_by_rule'])} findings; peak RSS {rss / 1024:,.0f} MiB"

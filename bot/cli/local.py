@@ -304,6 +304,10 @@ def audit_files(
     if cache is not None:
         tree_paths = _lookup_cached(files, index, cache, results)
     pending = [i for i, result in enumerate(results) if result is None]
+    if root is not None and len(pending) > 1:
+        if index is None:
+            index = build_project_index(root, config)
+        pending = _callee_first(files, pending, index)
     todo = [files[i] for i in pending]
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     if workers > 1 and len(todo) > PARALLEL_THRESHOLD:
@@ -326,6 +330,17 @@ def audit_files(
         cache.save()
     done = [r for r in results if r is not None]
     return [relocate(result, f.display) for result, f in zip(done, files, strict=True)]
+
+
+def _callee_first(files: Sequence[SourceFile], pending: list[int], index: object) -> list[int]:
+    """`pending` reordered so that a module is audited before the files that import it
+    (`ProjectIndex.callee_first`): its audit keeps its summary for them."""
+    order = getattr(index, "callee_first", None)
+    if order is None:
+        return pending
+    sources = [_read_source(files[i]) for i in pending]
+    readable = [s if isinstance(s, bytes) else None for s in sources]
+    return [pending[i] for i in order([files[i].rel for i in pending], readable)]
 
 
 def _lookup_cached(

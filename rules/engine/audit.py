@@ -230,6 +230,12 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
                 lambda: _run_rules(module, source, text, active, config, path, project)
             )
             findings = deep(lambda: _to_findings(text, reports, severities, path))
+    elif (index := _summary_index(project, path, active)) is not None:
+        # No rule can fire here, but TX007 may follow a call into this module later.
+        try:
+            index.add_audited(path, source, SummaryBuilder(module, index.vocab, text).run())
+        except RecursionError:
+            pass  # left to the index, which records such a module as unanalysable
 
     comments = find_suppressions(text) if has_comments else []
     findings, suppressions = _apply_suppressions(findings, comments, severities, path, config)
@@ -292,10 +298,8 @@ def _run_rules(
     reports: list[Report] = []
     rules = [s.cls(ctx, reports) for s in active]
     builder: SummaryBuilder | None = None
-    index = project if isinstance(project, ProjectIndex) else None
-    if index is not None and any(
-        s.cls.READS_MODULE_SUMMARY and s.severity is not Severity.OFF for s in active
-    ):
+    index = _summary_index(project, path, active)
+    if index is not None:
         # The module summary is built in the same walk, and kept for the calls of the files
         # audited after this one, which then need not parse this module again.
         builder = ctx.summary_builder = SummaryBuilder(module, index.vocab, text)
@@ -304,6 +308,18 @@ def _run_rules(
         index.add_audited(path, source, builder.finish())
     relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)
     return reports, relevant
+
+
+def _summary_index(
+    project: object | None, path: str, active: Sequence[_Selected]
+) -> ProjectIndex | None:
+    """The module index that is to keep this file's TX007 summary: one is passed, it does
+    not have the summary yet (the app gives it every audited file's) and a rule that reads
+    summaries is on."""
+    if not isinstance(project, ProjectIndex) or project.has(project.normalize(path)):
+        return None
+    wanted = any(s.cls.READS_MODULE_SUMMARY and s.severity is not Severity.OFF for s in active)
+    return project if wanted else None
 
 
 def _to_findings(
