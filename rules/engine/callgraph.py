@@ -230,8 +230,14 @@ def passed_names(call: ast.Call) -> Iterator[tuple[str, ArgRef]]:
     return ((name.id, ref) for name, ref in passed_name_nodes(call))
 
 
-def passed_name_nodes(call: ast.Call) -> Iterator[tuple[ast.Name, ArgRef]]:
-    """(the `ast.Name`, where) for every argument of `call` that is a bare name."""
+def passed_name_nodes(call: ast.Call) -> list[tuple[ast.Name, ArgRef]]:
+    """(the `ast.Name`, where) for every argument of `call` that is a bare name, in source
+    order."""
+    if not any(type(a) is ast.Name for a in call.args) and not any(
+        type(k.value) is ast.Name for k in call.keywords
+    ):
+        return []  # most calls pass no bare name
+    found: list[tuple[ast.Name, ArgRef]] = []
     position = 0
     known = True
     for arg in call_arguments(call):
@@ -246,7 +252,8 @@ def passed_name_nodes(call: ast.Call) -> Iterator[tuple[ast.Name, ArgRef]]:
             ref = ArgRef(position=position) if known else None
             position += 1
         if ref is not None and isinstance(arg.value, ast.Name):
-            yield arg.value, ref
+            found.append((arg.value, ref))
+    return found
 
 
 def _target_names(expr: ast.AST) -> Iterator[str]:
@@ -653,7 +660,7 @@ class SummaryBuilder:
                 owner.attr_manages.setdefault(attr, (func.qualname, callee.attr, node))
         if not node.args and not node.keywords:
             return
-        passed = list(passed_name_nodes(node))
+        passed = passed_name_nodes(node)
         if not passed:
             return
         shape = call_shape(callee)
