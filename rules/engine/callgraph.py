@@ -34,7 +34,14 @@ from cachetools import LRUCache
 from rules.engine.bindings import Bindings, parameters, reaching_bindings
 from rules.engine.context import call_arguments, function_params, target_names
 from rules.engine.parsing import decode, parse
-from rules.engine.syntax import ExceptStarHandler, dispatch
+from rules.engine.syntax import (
+    Children,
+    ExceptStarHandler,
+    Step,
+    children_reader,
+    node_free_fields,
+    walk,
+)
 
 #: Session methods that manage a transaction, and how a message says it.
 MANAGE_ACTIONS: Mapping[str, str] = {
@@ -346,6 +353,80 @@ class _Block:
 _Span = tuple[int, int, int, int]
 
 
+#: What a summary walk of its own (`SummaryBuilder.run`) does not enter: the code that the
+#: builder mutes in the shared walk, and fields that never lead to a call, a binding or a
+#: block (types, decorators, operators).
+_SKIP_FIELDS = frozenset(
+    {
+        "ctx",
+        "op",
+        "ops",
+        "kind",
+        "type_comment",
+        "type_ignores",
+        "annotation",
+        "returns",
+        "type_params",
+        "decorator_list",
+        "format_spec",
+        "simple",
+        "is_async",
+        "level",
+    }
+)
+#: Per node type: fields not worth walking into besides `_SKIP_FIELDS`.
+_SKIP_BY_TYPE: Mapping[type[ast.AST], frozenset[str]] = {
+    ast.FunctionDef: frozenset({"name", "args"}),
+    ast.AsyncFunctionDef: frozenset({"name", "args"}),
+    ast.ClassDef: frozenset({"name", "bases", "keywords"}),
+    ast.Lambda: frozenset({"args"}),
+}
+#: Node types whose children are never walked.
+_OPAQUE: frozenset[type[ast.AST]] = frozenset(
+    {
+        ast.Name,
+        ast.Constant,
+        ast.JoinedStr,
+        ast.arguments,
+        ast.arg,
+        ast.Import,
+        ast.ImportFrom,
+        ast.Pass,
+        ast.Break,
+        ast.Continue,
+    }
+)
+_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
+
+
+def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        skip = _SKIP_BY_TYPE.get(kind, frozenset()) | node_free_fields(kind)
+        names = tuple(f for f in kind._fields if f not in _SKIP_FIELDS and f not in skip)
+        _FIELDS[kind] = names
+    return names
+
+
+#: Per node type: (enter hook, leave hook, how `syntax.walk` reads its children).
+_Plan = tuple[Callable[..., None] | None, Callable[..., None] | None, Children]
+_PLANS: dict[type, _Plan] = {}
+
+
+_HOOK_NAMES = {ast.AsyncFunctionDef: "FunctionDef", ast.AsyncWith: "With", ast.AsyncFor: "For"}
+
+
+def _plan(kind: type) -> _Plan:
+    names = () if kind in _OPAQUE or not issubclass(kind, ast.AST) else _child_fields(kind)
+    hook = _HOOK_NAMES.get(kind, kind.__name__)
+    plan = _PLANS[kind] = (
+        getattr(SummaryBuilder, f"visit_{hook}", None),
+        getattr(SummaryBuilder, f"leave_{hook}", None),
+        children_reader(kind, names, clauses=False),
+    )
+    return plan
+
+
 class SummaryBuilder:
     """Collects a `ModuleSummary` in one walk of an `ast` tree: on its own (`run`) or as
     one of the objects of the engine's shared walk (`syntax.dispatch`).
@@ -375,9 +456,19 @@ class SummaryBuilder:
         self.node_qualnames: dict[int, str] = {}
 
     def run(self) -> ModuleSummary:
-        """Walk the module on its own and build its summary."""
-        dispatch(self.module, [self])
+        """Walk the module on its own and build its summary. This walk does not enter the
+        code that the builder mutes in the shared walk, which makes it faster; the two give
+        the same summary (tests/rules/catalog/tx007/test_tx007_batch.py)."""
+        walk(self.module, self._step)
         return self.finish()
+
+    def _step(self, kind: type) -> Step:
+        enter, leave, children = _PLANS.get(kind) or _plan(kind)
+        return (
+            () if enter is None else (enter.__get__(self),),
+            () if leave is None else (leave.__get__(self),),
+            children,
+        )
 
     # code that is not read ---------------------------------------------------------------
 
