@@ -7,14 +7,17 @@ All pure code (no network; only `ProjectIndex.from_disk` / `DiskLoader` read the
   the parameters it commits, rolls back or begins (with the line), the calls that pass a
   parameter on and its local instance bindings; the module's imports, classes (methods and
   their kinds, bases, `self.x = Foo(...)` in `__init__`) and module-level instances; and the
-  call sites that pass an owned session on (used to decide what to prefetch).
+  call sites that pass an owned session on (used to decide what to prefetch). The audit of
+  a file builds the same summary in the engine's shared walk (`SummaryBuilder` is one of
+  its objects) and keeps it in the index (`ProjectIndex.add_audited`).
 * `ProjectIndex` maps module names to repo-relative paths (`src/` layouts, packages) and
   provides other modules' summaries, loaded lazily through a loader callback (CLI) or
-  prefetched level by level (app), under a cap on the number of modules.
+  prefetched level by level (app), under a cap on the number of modules;
+  `callee_first` orders a project's files so that a module is audited before its importers.
 * `Resolver` resolves a call (imports, re-exports, classes, instances, `self`) to a function
   and parameter, and `Resolver.chain` follows the session through at most `MAX_DEPTH` calls
   to a function that manages the transaction itself. The engine rule
-  (`rules/tx007_callee_manages_transaction.py`) finds the call sites and reports.
+  (`rules/catalog/tx007_callee_manages_transaction.py`) finds the call sites and reports.
 """
 
 from __future__ import annotations
