@@ -152,8 +152,8 @@ def _position(node: ast.expr) -> tuple[int, int]:
     return node.lineno, node.col_offset
 
 
-def dotted_name(expr: ast.AST) -> str | None:
-    """``a.b.c`` for a Name/Attribute chain, else None."""
+def dotted_parts(expr: ast.AST | None) -> tuple[str, ...] | None:
+    """``("a", "b", "c")`` for a Name/Attribute chain ``a.b.c``, else None."""
     parts: list[str] = []
     node = expr
     while isinstance(node, ast.Attribute):
@@ -162,7 +162,13 @@ def dotted_name(expr: ast.AST) -> str | None:
     if not isinstance(node, ast.Name):
         return None
     parts.append(node.id)
-    return ".".join(reversed(parts))
+    return tuple(reversed(parts))
+
+
+def dotted_name(expr: ast.AST) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    parts = dotted_parts(expr)
+    return ".".join(parts) if parts is not None else None
 
 
 def last_name(expr: ast.AST | None) -> str | None:
