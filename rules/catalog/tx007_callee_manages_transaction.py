@@ -10,6 +10,7 @@ from rules.engine.callgraph import (
     ModuleSummary,
     ProjectIndex,
     Resolver,
+    Site,
     SummaryBuilder,
     Vocab,
     call_shape,
@@ -372,12 +373,9 @@ class CalleeManagesTransaction(Rule):
             return
         summary, qualnames = self._summary()
         project = self.ctx.project if isinstance(self.ctx.project, ProjectIndex) else None
-        path = project.normalize(self.ctx.path) if project is not None else self.ctx.path
-        resolver = Resolver(summary, path, project)
+        resolver = Resolver.for_module(summary, self.ctx.path, project)
         for call, name, ref, shape, function, scope in self._handed:
             qualname = qualnames.get(id(function)) if function is not None else None
-            func = summary.functions.get(qualname) if qualname else None
-            target = resolver.resolve(path, shape, func, ref)
-            chain = resolver.chain(target) if target is not None else None
+            chain = resolver.site_chain(Site(shape, ref, name, qualname))
             if chain is not None:
                 self.report(call, describe(name, chain), in_scope=scope)

@@ -75,6 +75,18 @@ class Resolver:
         self.index = index
         self._memo: dict[tuple[str, str, str, int], Chain | None] = {}
 
+    @classmethod
+    def for_module(cls, summary: ModuleSummary, path: str, index: ModuleIndex | None) -> Resolver:
+        """The resolver of the module at `path` (as the index spells paths, if there is one)."""
+        return cls(summary, index.normalize(path) if index is not None else path, index)
+
+    def site_chain(self, site: Site) -> Chain | None:
+        """How the call `site` of this module leads to a function that manages the session
+        it passes, or None."""
+        func = self.summary.functions.get(site.function) if site.function else None
+        target = self.resolve(self.path, site.shape, func, site.arg)
+        return self.chain(target) if target is not None else None
+
     # modules -----------------------------------------------------------------------------
 
     def _module(self, path: str) -> ModuleSummary | None:
@@ -357,14 +369,10 @@ def callee_violations(
 ) -> list[tuple[Site, Chain]]:
     """The call sites of a module (all of them unless `sites` is given) whose callee
     manages the session, with the chain that leads there."""
-    if index is not None:
-        path = index.normalize(path)
-    resolver = Resolver(summary, path, index)
+    resolver = Resolver.for_module(summary, path, index)
     result: list[tuple[Site, Chain]] = []
     for site in summary.sites if sites is None else sites:
-        func = summary.functions.get(site.function) if site.function else None
-        target = resolver.resolve(path, site.shape, func, site.arg)
-        chain = resolver.chain(target) if target is not None else None
+        chain = resolver.site_chain(site)
         if chain is not None:
             result.append((site, chain))
     return result
