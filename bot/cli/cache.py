@@ -71,10 +71,6 @@ def _engine_digest() -> str:
     return digest.hexdigest()
 
 
-def digest_of(source: bytes) -> str:
-    return hashlib.sha1(source).hexdigest()
-
-
 def paths_digest(paths: frozenset[str]) -> str:
     """The fingerprint of a tree's set of Python paths."""
     return hashlib.sha1("\n".join(sorted(paths)).encode()).hexdigest()

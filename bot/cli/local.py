@@ -21,8 +21,9 @@ from typing import Any
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
-from bot.cli.cache import Reads, ResultCache, digest_of, paths_digest
+from bot.cli.cache import Reads, ResultCache, paths_digest
 from bot.review.patch import PatchLines
+from rules.engine.callgraph import source_digest
 from rules.engine.config import (
     CONFIG_PATHS,
     Config,
@@ -269,7 +270,7 @@ def _audit_tracked(
         result = audit_bytes(source, file.rel, config, project)
     finally:
         reads = project.tracked() if track is not None else None  # type: ignore[union-attr]
-    return result, digest_of(source), reads
+    return result, source_digest(source), reads
 
 
 def _init_worker(config: Config, index_root: Path | None) -> None:
@@ -358,13 +359,13 @@ def _lookup_cached(
     def current(module: str) -> str | None:
         if module not in now:
             source = loader(module) if loader is not None else None
-            now[module] = digest_of(source) if source is not None else None
+            now[module] = source_digest(source) if source is not None else None
         return now[module]
 
     for i, file in enumerate(files):
         source = _read_source(file)
         if not isinstance(source, FileResult):
-            results[i] = cache.get(file.rel, digest_of(source), current, tree_paths)
+            results[i] = cache.get(file.rel, source_digest(source), current, tree_paths)
     return tree_paths
 
 

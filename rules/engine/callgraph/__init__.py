@@ -42,6 +42,7 @@ from rules.engine.callgraph.summaries import (
     passed_name_nodes,
     passed_names,
     remember_summary,
+    source_digest,
     summarize,
     summarize_tree,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "passed_name_nodes",
     "passed_names",
     "remember_summary",
+    "source_digest",
     "summarize",
     "summarize_tree",
 ]

@@ -10,7 +10,6 @@ before the modules that import it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import threading
@@ -22,6 +21,7 @@ from rules.engine.callgraph.summaries import (
     ModuleSummary,
     Vocab,
     remember_summary,
+    source_digest,
     summarize,
 )
 
@@ -232,25 +232,31 @@ class ProjectIndex:
                     stack.append((nxt, iter(imports[nxt])))
         return order
 
+    def absolute_module(self, module: str, level: int, importer: str) -> str | None:
+        """The absolute name of ``from <level dots><module> import ...`` in `importer`; None
+        when a relative import leaves the packages of the tree."""
+        if level == 0:
+            return module
+        own = self.module_name(importer)
+        if own is None:
+            return None
+        package = own.split(".") if self.is_package(importer) else own.split(".")[:-1]
+        if level - 1 > len(package):
+            return None
+        base = package[: len(package) - (level - 1)]
+        return ".".join([*base, *([module] if module else [])])
+
     def _imported_paths(self, importer: str, source: bytes) -> set[str]:
         found: set[str] = set()
-        own = self.module_name(importer)
-        package = (own or "").split(".")
-        if not self.is_package(importer):
-            package = package[:-1]
         for match in _IMPORT_LINE.finditer(source):
             dots, module, names, plain = match.groups()
             if plain is not None:
                 modules = [n.split()[0] for n in plain.decode("ascii", "replace").split(",")]
                 found.update(p for m in modules if m and (p := self._find(m, importer)))
                 continue
-            base = module.decode("ascii", "replace")
-            if dots:
-                level = len(dots)
-                if own is None or level - 1 > len(package):
-                    continue
-                parts = package[: len(package) - (level - 1)]
-                base = ".".join([*parts, *([base] if base else [])])
+            base = self.absolute_module(module.decode("ascii", "replace"), len(dots), importer)
+            if base is None:
+                continue
             listed = names.decode("ascii", "replace").strip("()").replace("\\", " ")
             for name in (n.split()[0] for n in listed.split(",") if n.split()):
                 if (path := self._find(f"{base}.{name}" if base else name, importer)) is not None:
@@ -267,29 +273,30 @@ class ProjectIndex:
     def add_source(self, path: str, source: bytes | None) -> None:
         """Provide a module's bytes (audited files, or what the app fetched); not counted
         against `max_modules`."""
-        path = self.normalize(path)
-        with self._lock:
-            self.missing.discard(path)
-        self._summaries[path] = self._summarize(path, source)
+        self._add(self.normalize(path), source)
 
     def add_audited(self, path: str, source: bytes, summary: ModuleSummary) -> None:
         """Keep the summary that the audit of a module's bytes built in its walk, so that
         resolving a later file's calls into it does not parse it again."""
         remember_summary(source, self.vocab, summary)
         path = self.normalize(path)
-        if path in self._summaries:  # given with `add_source`, or already loaded
-            return
+        if path not in self._summaries:  # else given with `add_source`, or already loaded
+            self._add(path, source, summary)
+
+    def _add(self, path: str, source: bytes | None, summary: ModuleSummary | None = None) -> None:
         with self._lock:
             self.missing.discard(path)
-        self._digests[path] = hashlib.sha1(source).hexdigest()
-        self._summaries[path] = summary
+        self._summaries[path] = self._summarize(path, source, summary)
 
-    def _summarize(self, path: str, source: bytes | None) -> ModuleSummary | None:
-        """The summary of a module's bytes, remembering their digest (`tracked`)."""
+    def _summarize(
+        self, path: str, source: bytes | None, summary: ModuleSummary | None = None
+    ) -> ModuleSummary | None:
+        """The summary of a module's bytes (`summary` if an audit built it), remembering
+        their digest (`tracked`)."""
         if source is None:
             return None
-        self._digests[path] = hashlib.sha1(source).hexdigest()
-        return summarize(source, self.vocab)
+        self._digests[path] = source_digest(source)
+        return summary if summary is not None else summarize(source, self.vocab)
 
     def has(self, path: str) -> bool:
         return path in self._summaries

@@ -32,9 +32,8 @@ class ModuleIndex(Protocol):
     """What resolution asks of the project index (`index.ProjectIndex`)."""
 
     def normalize(self, path: str) -> str: ...
-    def module_name(self, path: str) -> str | None: ...
     def path_for_module(self, name: str, importer: str | None = None) -> str | None: ...
-    def is_package(self, path: str) -> bool: ...
+    def absolute_module(self, module: str, level: int, importer: str) -> str | None: ...
     def summary(self, path: str) -> ModuleSummary | None: ...
 
 
@@ -105,14 +104,7 @@ class Resolver:
             return entry.module
         if self.index is None:
             return None
-        own = self.index.module_name(importer)
-        if own is None:
-            return None
-        package = own.split(".") if self.index.is_package(importer) else own.split(".")[:-1]
-        if entry.level - 1 > len(package):
-            return None
-        base = package[: len(package) - (entry.level - 1)]
-        return ".".join([*base, *([entry.module] if entry.module else [])])
+        return self.index.absolute_module(entry.module, entry.level, importer)
 
     # names -------------------------------------------------------------------------------
 

@@ -804,6 +804,12 @@ _CACHE_LOCK = threading.Lock()
 STATS = {"computed": 0}
 
 
+def source_digest(source: bytes) -> str:
+    """The SHA-1 (hex) by which the index records the bytes of a module it read, and the
+    CLI's result cache checks them."""
+    return hashlib.sha1(source).hexdigest()
+
+
 def summarize_tree(module: ast.Module, vocab: Vocab, text: str | None = None) -> ModuleSummary:
     """Summarise an already parsed module (`text`, its source, makes lines cheaper)."""
     STATS["computed"] += 1
