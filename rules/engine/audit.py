@@ -297,14 +297,14 @@ def _run_rules(
     ctx = FileContext(config, path, module, project, text)
     reports: list[Report] = []
     rules = [s.cls(ctx, reports) for s in active]
-    builder: SummaryBuilder | None = None
     index = _summary_index(project, path, active)
-    if index is not None:
+    if index is None:
+        dispatch(module, [ctx, *rules])
+    else:
         # The module summary is built in the same walk, and kept for the calls of the files
         # audited after this one, which then need not parse this module again.
         builder = ctx.summary_builder = SummaryBuilder(module, index.vocab, text)
-    dispatch(module, [ctx, *rules] if builder is None else [ctx, builder, *rules])
-    if index is not None and builder is not None:
+        dispatch(module, [ctx, builder, *rules])
         index.add_audited(path, source, builder.finish())
     relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)
     return reports, relevant

@@ -22,6 +22,8 @@ import ast
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from rules.engine.syntax import child_nodes
+
 __all__ = ["Bindings", "parameters", "reaching_bindings"]
 
 #: name -> ids of the binding nodes that may be live.
@@ -298,30 +300,14 @@ def _header_expressions(
     return out
 
 
-_EXPRESSION_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
 def _own_expressions(node: ast.AST) -> list[ast.AST]:
     """The expressions directly under `node` in evaluation order, a keyword argument's
     value included."""
-    kind = type(node)
-    names = _EXPRESSION_FIELDS.get(kind)
-    if names is None:
-        names = _EXPRESSION_FIELDS[kind] = tuple(
-            f for f in kind._fields if f not in ("ctx", "op", "ops")
-        )
-    out: list[ast.AST] = []
-    for name in names:
-        value = getattr(node, name, None)
-        if type(value) is list:
-            for item in value:
-                if isinstance(item, ast.expr):
-                    out.append(item)
-                elif isinstance(item, ast.keyword):
-                    out.append(item.value)
-        elif isinstance(value, ast.expr):
-            out.append(value)
-    return out
+    return [
+        child.value if isinstance(child, ast.keyword) else child
+        for child in child_nodes(node)
+        if isinstance(child, ast.expr | ast.keyword)
+    ]
 
 
 def _pattern_names(pattern: ast.pattern) -> Iterator[str]:

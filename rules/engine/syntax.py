@@ -30,6 +30,7 @@ __all__ = [
     "Finally",
     "RuleHooks",
     "Step",
+    "child_nodes",
     "children_reader",
     "dispatch",
     "hooks_of",
@@ -237,6 +238,12 @@ def _children(node: ast.AST, names: tuple[str, ...]) -> list[Any]:
             out.append(_clause(Finally, node.finalbody, node))
         return out
     return field_children(node, names, checked=not only_node_fields(node_type))
+
+
+def child_nodes(node: ast.AST) -> list[Any]:
+    """The child nodes of `node`, in the order the shared walk visits them (without the
+    clause nodes it adds)."""
+    return field_children(node, _fields_of(type(node)), checked=True)
 
 
 def field_children(node: ast.AST, names: tuple[str, ...], *, checked: bool) -> list[Any]:
