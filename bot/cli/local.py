@@ -300,15 +300,16 @@ def audit_files(
     in the order of `files`, so output is deterministic.
     """
     results: list[FileResult | None] = [None] * len(files)
-    index = build_project_index(root, config) if root is not None and cache is not None else None
-    tree_paths = ""
-    if cache is not None:
-        tree_paths = _lookup_cached(files, index, cache, results)
+    index = build_project_index(root, config) if root is not None and files else None
+    tree_paths = paths_digest(getattr(index, "paths", frozenset())) if cache is not None else ""
+    imports = _scan(files, index, cache, tree_paths, results)
     pending = [i for i, result in enumerate(results) if result is None]
-    if root is not None and len(pending) > 1:
-        if index is None:
-            index = build_project_index(root, config)
-        pending = _callee_first(files, pending, index)
+    callee_first = getattr(index, "callee_first", None)
+    if callee_first is not None and len(pending) > 1:
+        # A module before the files that import it: its audit keeps its summary for them.
+        paths = [files[i].rel for i in pending]
+        ranked = callee_first(paths, [imports.get(i, set()) for i in pending])
+        pending = [pending[k] for k in ranked]
     todo = [files[i] for i in pending]
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     if workers > 1 and len(todo) > PARALLEL_THRESHOLD:
@@ -320,8 +321,6 @@ def audit_files(
         ) as pool:
             fresh = list(pool.map(_worker, todo, chunksize=chunk))
     else:
-        if index is None and root is not None and todo:
-            index = build_project_index(root, config)
         fresh = [_audit_tracked(f, config, index) for f in todo]
     for i, (result, digest, reads) in zip(pending, fresh, strict=True):
         results[i] = result
@@ -333,26 +332,19 @@ def audit_files(
     return [relocate(result, f.display) for result, f in zip(done, files, strict=True)]
 
 
-def _callee_first(files: Sequence[SourceFile], pending: list[int], index: object) -> list[int]:
-    """`pending` reordered so that a module is audited before the files that import it
-    (`ProjectIndex.callee_first`): its audit keeps its summary for them."""
-    order = getattr(index, "callee_first", None)
-    if order is None:
-        return pending
-    sources = [_read_source(files[i]) for i in pending]
-    readable = [s if isinstance(s, bytes) else None for s in sources]
-    return [pending[i] for i in order([files[i].rel for i in pending], readable)]
-
-
-def _lookup_cached(
+def _scan(
     files: Sequence[SourceFile],
     index: object | None,
-    cache: ResultCache,
+    cache: ResultCache | None,
+    tree_paths: str,
     results: list[FileResult | None],
-) -> str:
-    """Fill `results` with the cache's valid entries; the fingerprint of the tree's paths.
-    `index` is the tree's module index (its paths, and its loader for the modules' bytes)."""
-    tree_paths = paths_digest(getattr(index, "paths", frozenset()))
+) -> dict[int, set[str]]:
+    """Read each file once: fill `results` with the cache's valid entries, and return what
+    each file still to audit imports (`ProjectIndex.imports_of`, for the audit order).
+    `index` is the tree's module index (its loader gives the cache the modules' bytes)."""
+    imports_of = getattr(index, "imports_of", None)
+    if cache is None and imports_of is None:
+        return {}
     loader = getattr(index, "load", None)
     now: dict[str, str | None] = {}
 
@@ -362,11 +354,16 @@ def _lookup_cached(
             now[module] = source_digest(source) if source is not None else None
         return now[module]
 
+    imports: dict[int, set[str]] = {}
     for i, file in enumerate(files):
         source = _read_source(file)
-        if not isinstance(source, FileResult):
+        if isinstance(source, FileResult):
+            continue  # the audit reads it again and says why it cannot be audited
+        if cache is not None:
             results[i] = cache.get(file.rel, source_digest(source), current, tree_paths)
-    return tree_paths
+        if results[i] is None and imports_of is not None:
+            imports[i] = imports_of(file.rel, source)
+    return imports
 
 
 #: "(app/services/adapter.py:68)": a project-relative location inside a message (TX007).

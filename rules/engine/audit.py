@@ -114,7 +114,8 @@ def audit_sources(
     docstring); the results are in the order of `items`."""
     order: Iterable[int] = range(len(items))
     if isinstance(project, ProjectIndex):
-        order = project.callee_first([path for _, path in items], [src for src, _ in items])
+        imports = [project.imports_of(path, source) for source, path in items]
+        order = project.callee_first([path for _, path in items], imports)
     results: dict[int, FileResult] = {}
     for i in order:
         source, path = items[i]

@@ -13,7 +13,7 @@ import asyncio
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rules.engine.callgraph.resolution import MAX_DEPTH, callee_violations
@@ -201,24 +201,19 @@ class ProjectIndex:
         top = [path for root, path in candidates if root == ""]
         return top[0] if len(top) == 1 else None
 
-    def callee_first(self, paths: Sequence[str], sources: Sequence[bytes | None]) -> list[int]:
+    def callee_first(self, paths: Sequence[str], imports: Sequence[Collection[str]]) -> list[int]:
         """The positions of `paths` in an order where a module comes before the modules of
-        `paths` that import it (cycles are cut where they close). Auditing in this order lets
-        each audit keep its module's summary (`add_audited`) before any caller needs it.
-        Imports are read from the bytes with a regular expression: an approximation that can
-        only cost time, never change a finding."""
+        `paths` that import it (`imports[i]`: what `paths[i]` imports, from `imports_of`;
+        cycles are cut where they close). Auditing in this order lets each audit keep its
+        module's summary (`add_audited`) before any caller needs it."""
         position = {self.normalize(path): i for i, path in enumerate(paths)}
-        imports: list[list[int]] = []
-        for path, source in zip(paths, sources, strict=True):
-            importer = self.normalize(path)
-            found = self._imported_paths(importer, source) if source else set()
-            imports.append(sorted(position[p] for p in found if p in position))
+        edges = [sorted(position[p] for p in found if p in position) for found in imports]
         order: list[int] = []
         state = [0] * len(paths)  # 0 not seen, 1 on the stack, 2 placed
         for start in range(len(paths)):
             if state[start]:
                 continue
-            stack = [(start, iter(imports[start]))]
+            stack = [(start, iter(edges[start]))]
             state[start] = 1
             while stack:
                 node, pending = stack[-1]
@@ -229,7 +224,7 @@ class ProjectIndex:
                     order.append(node)
                 else:
                     state[nxt] = 1
-                    stack.append((nxt, iter(imports[nxt])))
+                    stack.append((nxt, iter(edges[nxt])))
         return order
 
     def absolute_module(self, module: str, level: int, importer: str) -> str | None:
@@ -246,7 +241,13 @@ class ProjectIndex:
         base = package[: len(package) - (level - 1)]
         return ".".join([*base, *([module] if module else [])])
 
-    def _imported_paths(self, importer: str, source: bytes) -> set[str]:
+    def imports_of(self, path: str, source: bytes | None) -> set[str]:
+        """The paths of the tree's modules that the module `path` imports, read from its
+        bytes with a regular expression: an approximation, for `callee_first` only, where it
+        can cost time but never change a finding."""
+        if not source:
+            return set()
+        importer = self.normalize(path)
         found: set[str] = set()
         for match in _IMPORT_LINE.finditer(source):
             dots, module, names, plain = match.groups()
@@ -259,10 +260,10 @@ class ProjectIndex:
                 continue
             listed = names.decode("ascii", "replace").strip("()").replace("\\", " ")
             for name in (n.split()[0] for n in listed.split(",") if n.split()):
-                if (path := self._find(f"{base}.{name}" if base else name, importer)) is not None:
-                    found.add(path)
-            if base and (path := self._find(base, importer)) is not None:
-                found.add(path)
+                if (hit := self._find(f"{base}.{name}" if base else name, importer)) is not None:
+                    found.add(hit)
+            if base and (hit := self._find(base, importer)) is not None:
+                found.add(hit)
         return found
 
     def is_package(self, path: str) -> bool:
