@@ -12,7 +12,6 @@ import re
 import subprocess
 import tokenize
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -313,6 +312,8 @@ def audit_files(
     todo = [files[i] for i in pending]
     workers = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     if workers > 1 and len(todo) > PARALLEL_THRESHOLD:
+        from concurrent.futures import ProcessPoolExecutor  # ~15 ms: only for a pool
+
         chunk = max(1, len(todo) // (workers * 8))
         with ProcessPoolExecutor(
             max_workers=min(workers, len(todo)),

@@ -9,7 +9,6 @@ before the modules that import it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import threading
@@ -372,6 +371,8 @@ class ProjectIndex:
         """The app's index for one audit: every `.py` path of the head tree, the audited
         files' `sources`, and the modules their calls lead to fetched with `fetch(path)`
         (level by level, concurrently, at most `config.max_callee_modules`)."""
+        import asyncio  # here: the CLI never calls this, and loading asyncio costs it ~15 ms
+
         cap = getattr(config, "max_callee_modules", 100)
         index = cls(paths, None, max_modules=cap, config=config)
 
@@ -399,6 +400,8 @@ class ProjectIndex:
     ) -> None:
         """Fetch, level by level and concurrently, every module that TX007 needs to follow the
         calls made by `paths` (already given with `add_source`). Stops at `max_modules`."""
+        import asyncio  # the app's path, like `prefetched`
+
         start = [self.normalize(p) for p in paths]
         semaphore = asyncio.Semaphore(concurrency)
 

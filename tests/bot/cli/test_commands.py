@@ -100,3 +100,22 @@ def test_console_script_on_examples_service() -> None:
     doc = json.loads(proc.stdout)
     assert doc["findings"] and not doc["errors"]
     assert all(f["path"].startswith("examples/service/app/") for f in doc["findings"])
+
+
+def test_check_of_a_few_files_loads_no_app_library(tmp_path: Path) -> None:
+    """Start-up time (a pre-commit hook pays it on every commit): `txaudit check` of a few
+    files loads neither asyncio (the app's TX007 prefetch), nor the process pool, nor libcst
+    when nothing is fixable, and still finds what is there."""
+    (tmp_path / "q.py").write_text('from sqlalchemy import text\nq = text("SELECT 1")\n')
+    script = (
+        "import sys\n"
+        "from bot.cli.main import main\n"
+        f"status = main(['check', {str(tmp_path)!r}, '--no-cache', '--format', 'json'])\n"
+        "heavy = ['asyncio', 'concurrent.futures.process', 'libcst', 'aiohttp', 'gidgethub']\n"
+        "print(status, [name for name in heavy if name in sys.modules], file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert [f["rule"] for f in json.loads(proc.stdout)["findings"]] == ["ORM001"]
+    assert proc.stderr.splitlines()[-1] == "1 []"
