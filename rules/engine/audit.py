@@ -35,7 +35,7 @@ How one file is audited:
    SQL keywords are looked for in the literal's source text), so a rule cannot fire on a
    file that does not contain its words. The file is still parsed (TXA02 must be able to
    fire) unless TXA02 is off for the path, and its suppression comments are still checked
-   (TXA00/TXA01).
+   (TXA00/TXA01). A rule that is off for the path does not run, and its words do not count.
 4. One traversal: the shared vocabulary (`rules.engine.context.FileContext`) and every rule's
    ``visit_*``/``leave_*`` hooks are dispatched from one iterative walk over the `ast` tree
    (`rules.engine.syntax.dispatch`). With a module index, TX007's module summary is built in
@@ -204,9 +204,10 @@ def _audit(source: bytes, path: str, config: Config, project: object | None) -> 
     text = decoded
     line_count = count_lines(text)
 
-    active = [s for s in selected if not s.cls.ENGINE_RULE]
+    # A rule that is off for this path does not run: it costs nothing and cannot fail.
+    active = [s for s in selected if not s.cls.ENGINE_RULE and s.severity is not Severity.OFF]
     pattern = _trigger_pattern(config, [s.cls for s in active])
-    triggered = pattern is None or pattern.search(text) is not None
+    triggered = bool(active) and (pattern is None or pattern.search(text) is not None)
     has_comments = "txaudit" in text
     if not triggered and not has_comments and parse_severity is Severity.OFF:
         return FileResult(path=path, lines=line_count)
@@ -319,8 +320,7 @@ def _summary_index(
     summaries is on."""
     if not isinstance(project, ProjectIndex) or project.has(project.normalize(path)):
         return None
-    wanted = any(s.cls.READS_MODULE_SUMMARY and s.severity is not Severity.OFF for s in active)
-    return project if wanted else None
+    return project if any(s.cls.READS_MODULE_SUMMARY for s in active) else None
 
 
 def _to_findings(
@@ -329,13 +329,12 @@ def _to_findings(
     severities: dict[str, Severity],
     path: str,
 ) -> list[Finding]:
-    kept = [r for r in reports if severities.get(r.rule.ID, r.rule.SEVERITY) is not Severity.OFF]
-    if not kept:
+    if not reports:  # (only rules that are on for the path run, so every report is kept)
         return []
     lines = split_lines(text)
-    spans = resolve_spans((r.node for r in kept), lines)
+    spans = resolve_spans((r.node for r in reports), lines)
     findings: list[Finding] = []
-    for report in kept:
+    for report in reports:
         span = spans.get(id(report.node)) or Span(1, 1, 1, 1)
         fix: Fix | None = None
         if report.fix is not None:

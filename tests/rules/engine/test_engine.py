@@ -312,6 +312,23 @@ def test_suppression_for_a_disabled_rule_is_not_unused() -> None:
     assert result.findings == ()
 
 
+def test_a_rule_that_is_off_for_a_path_does_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule turned off (for every path, or by an override) costs nothing and cannot
+    fail the file: here ORM003's hook is broken, and only its own path still runs it."""
+    from rules.catalog.orm003_sql_string import SqlString
+
+    def broken(self: object, node: object) -> None:
+        raise ValueError("a bug in ORM003")
+
+    monkeypatch.setattr(SqlString, "visit_Call", broken)
+    code = 'from sqlalchemy import text\nq = text("SELECT 1")\nrun("DELETE FROM t")\n'
+    config = parse_config({"overrides": [{"paths": ["app/legacy/**"], "rules": {"ORM003": "off"}}]})
+    off = audit(code, config, path="app/legacy/report.py")
+    assert off.error is None and rules_at(off) == [("ORM001", 2)]
+    on = audit(code, config, path="app/services/report.py")
+    assert on.error is not None and "a bug in ORM003" in on.error
+
+
 def test_suppression_comments_inside_strings_are_not_suppressions() -> None:
     code = """
     from sqlalchemy import text
