@@ -200,11 +200,6 @@ def call_shape(func: ast.AST) -> CallShape | None:
     return None
 
 
-def passed_names(call: ast.Call) -> Iterator[tuple[str, ArgRef]]:
-    """(name, where) for every argument of `call` that is a bare name."""
-    return ((name.id, ref) for name, ref in passed_name_nodes(call))
-
-
 def passed_name_nodes(call: ast.Call) -> list[tuple[ast.Name, ArgRef]]:
     """(the `ast.Name`, where) for every argument of `call` that is a bare name, in source
     order."""
