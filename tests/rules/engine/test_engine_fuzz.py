@@ -5,6 +5,8 @@ session vocabulary, and session programs built from the constructs the rules loo
 `begin`, commits, rebinding by `with`, `for`, `=` and `:=`). Run against the libcst engine that
 this one replaced, the same generators found no difference in 3,000 programs (issue 13); the
 findings on the example services and the benchmark corpus are pinned by `test_golden.py`.
+A third generator builds nested `begin()` blocks for TX001's fix, which must change nothing
+but the block it unwraps.
 """
 
 from __future__ import annotations
@@ -223,3 +225,110 @@ def test_session_programs(no_trigger_gate: None) -> None:
     assert SEEN["programs"] >= 500
     # the programs exercise the rules: most of them have findings
     assert SEEN["findings"] > SEEN["programs"]
+
+
+# --- TX001's fix: the program is unchanged but for the removed block --------------------
+
+#: Body pieces of the `begin()` block that the fix unwraps: comments at odd indents, blank
+#: lines with spaces, nested blocks, brackets over several lines, semicolons, non-ASCII, and
+#: the two it must refuse (a multi-line string, a backslash continuation).
+FIX_BODY = st.sampled_from(
+    (
+        "await session.flush()", "x = 1  # trailing comment", "# a comment", "", "   ",
+        "if x:\n    y = 2", "y = (1 +\n     2)", "s = 'héllo wörld'  # ünïcode",
+        "def inner():\n    return 1", "@decorator\ndef deco():\n    pass", "a = 1; b = 2",
+        "z = [\n    1,\n    2,\n]", "q = '''\nmulti\n'''", "w = 1 + \\\n    2",
+        "#   odd comment", "try:\n    pass\nexcept Exception:\n    pass",
+        "async with other.begin():\n    pass",
+    )
+)  # fmt: skip
+FIX_HEADER = st.sampled_from(
+    ("async with {}.begin():", "with {}.begin():", "async  with  {}.begin() :")
+)
+FIX_AFTER = st.sampled_from(((), ("# after",), ("{i}# deeper after",), ("await x.commit()",)))
+
+
+def _indented(lines: list[str], by: str) -> list[str]:
+    return [by + line if line.strip() else line for line in lines]
+
+
+@st.composite
+def _fixable_program(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(("session", "s", "db")))
+    step = draw(st.sampled_from(("    ", "  ", "\t")))
+    body = [
+        line
+        for piece in draw(st.lists(FIX_BODY, min_size=1, max_size=5))
+        for line in piece.split("\n")
+    ]
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in body):
+        body.append("await session.flush()")  # a block needs a statement
+    after = [line.format(i=step) for line in draw(FIX_AFTER)]
+    block = [draw(FIX_HEADER).format(name), *_indented(body, step), *after]
+    factory = [f"async with get_background_session() as {name}:", *_indented(block, step)]
+    function = ["async def job():", *_indented(factory, step)]
+    if draw(st.booleans()):
+        function = ["class Jobs:", *_indented(["@staticmethod", *function], step)]
+    newline = draw(st.sampled_from(("\n", "\r\n")))
+    text = "from app.core.db import get_background_session\n\n" + "\n".join(function) + "\n"
+    return text.replace("\n", newline)
+
+
+def _comments(text: str) -> list[str]:
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    return sorted(t.string for t in tokens if t.type == tokenize.COMMENT)
+
+
+class _Unwrap(ast.NodeTransformer):
+    """The tree with the `with` statement at `line` replaced by its body."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            statements = getattr(node, field, None)
+            if isinstance(statements, list):
+                out: list[ast.AST] = []
+                for statement in statements:
+                    unwrap = isinstance(statement, ast.With | ast.AsyncWith)
+                    if unwrap and statement.lineno == self.line:
+                        out.extend(statement.body)
+                    else:
+                        out.append(statement)
+                setattr(node, field, out)
+        return node
+
+
+FIXES = {"offered": 0, "refused": 0}
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(text=_fixable_program())
+def _check_tx001_fix(text: str) -> None:
+    from rules.engine import apply_fixes
+
+    result = audit_source(text.encode("utf-8"), "app/schedulers/job.py", Config())
+    nested = [f for f in result.findings if f.rule == "TX001"]
+    assert nested, text  # every program nests a begin() in its factory block
+    for finding in nested:
+        if finding.fix is None:
+            FIXES["refused"] += 1
+            continue
+        FIXES["offered"] += 1
+        fixed = apply_fixes(text, [finding])
+        expected = ast.dump(_Unwrap(finding.line).visit(ast.parse(text)))
+        assert ast.dump(ast.parse(fixed)) == expected, (text, fixed)
+        assert _comments(fixed) == _comments(text), (text, fixed)
+        newline = "\r\n" if "\r\n" in text else "\n"
+        assert fixed.count("\n") == fixed.count(newline), (text, fixed)
+
+
+def test_tx001_fix_only_unwraps_the_block() -> None:
+    """`txaudit check --fix` never changes what a program does beyond removing the nested
+    `begin()` block, keeps every comment and the file's line endings, and refuses what it
+    cannot dedent safely (multi-line strings, backslash continuations)."""
+    FIXES.update(offered=0, refused=0)
+    _check_tx001_fix()
+    assert FIXES["offered"] >= 150 and FIXES["refused"] >= 30, FIXES
