@@ -53,8 +53,8 @@ from bot.review.outcome import (
     reported_fingerprints,
 )
 from bot.review.patch import PatchLines, parse_patch
+from rules.engine import follows_calls
 from rules.engine.config import Config, ConfigError
-from rules.engine.model import Severity
 
 logger = logging.getLogger(__name__)
 
@@ -424,7 +424,7 @@ class Auditor:
             notes.append(f"Removed, so not audited: {shown}{more}.")
         state.step = "reading the changed files"
         tree = await reads.tree if wanted else {}
-        vocab = _tx007_vocab(config)
+        vocab = _tx007_vocab(config, [e["filename"] for e in wanted])
 
         async def fetch(entry: Mapping[str, Any]) -> FetchedFile:
             item = await self.reads.fetch(gh, request, entry, tree)
@@ -455,7 +455,8 @@ class Auditor:
         that the changed files call into (at most `max_callee_modules`); None when TX007 is off."""
         config = state.config
         audited = [item for item in fetched if item.content is not None]
-        if not audited or config.max_callee_modules == 0 or not _tx007_enabled(config):
+        changed = [item.path for item in audited]
+        if not audited or config.max_callee_modules == 0 or not follows_calls(config, changed):
             return None
         from rules.engine.callgraph import ProjectIndex
 
@@ -728,21 +729,14 @@ def _recent_key(request: AuditRequest, pull: Mapping[str, Any]) -> tuple[str, in
     return (request.full_name, request.number, head, base, request.filter_override or "")
 
 
-def _tx007_vocab(config: Config) -> object | None:
-    """The `rules.engine.callgraph.Vocab` that TX007 summaries use, or None when TX007 is off."""
-    if config.max_callee_modules == 0 or not _tx007_enabled(config):
+def _tx007_vocab(config: Config, paths: Sequence[str]) -> object | None:
+    """The `rules.engine.callgraph.Vocab` that TX007 summaries use, or None when TX007 is off
+    for all of `paths`."""
+    if config.max_callee_modules == 0 or not follows_calls(config, paths):
         return None
     from rules.engine.callgraph import Vocab
 
     return Vocab.from_config(config)
-
-
-def _tx007_enabled(config: Config) -> bool:
-    if config.rules.get("TX007", None) is not Severity.OFF:
-        return True
-    return any(
-        "TX007" in o.rules and o.rules["TX007"] is not Severity.OFF for o in config.overrides
-    )
 
 
 def _wanted(entry: Mapping[str, Any], config: Config) -> bool:

@@ -22,6 +22,7 @@ from unidiff.errors import UnidiffParseError
 
 from bot.cli.cache import Reads, ResultCache, paths_digest
 from bot.review.patch import PatchLines
+from rules.engine import follows_calls
 from rules.engine.callgraph import source_digest
 from rules.engine.config import (
     CONFIG_PATHS,
@@ -294,12 +295,14 @@ def audit_files(
 ) -> list[FileResult]:
     """Audit `files` (in a process pool when there are many) with paths for display.
 
-    `root` enables TX007's cross-module resolution over the tree at `root`. With `cache`,
+    `root` enables TX007's cross-module resolution over the tree at `root` (no module index
+    is built when TX007 is off for every file). With `cache`,
     results still valid there are reused and the fresh ones are stored. Results come back
     in the order of `files`, so output is deterministic.
     """
     results: list[FileResult | None] = [None] * len(files)
-    index = build_project_index(root, config) if root is not None and files else None
+    follow = root is not None and follows_calls(config, [f.rel for f in files])
+    index = build_project_index(root, config) if root is not None and follow else None
     tree_paths = paths_digest(getattr(index, "paths", frozenset())) if cache is not None else ""
     imports = _scan(files, index, cache, tree_paths, results)
     pending = [i for i, result in enumerate(results) if result is None]
@@ -318,7 +321,7 @@ def audit_files(
         with ProcessPoolExecutor(
             max_workers=min(workers, len(todo)),
             initializer=_init_worker,
-            initargs=(config, root),
+            initargs=(config, root if index is not None else None),
         ) as pool:
             fresh = list(pool.map(_worker, todo, chunksize=chunk))
     else:

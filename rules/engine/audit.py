@@ -113,7 +113,7 @@ def audit_sources(
     """`audit_source` of every (bytes, path) of one project, callees first (see the module
     docstring); the results are in the order of `items`."""
     order: Iterable[int] = range(len(items))
-    if isinstance(project, ProjectIndex):
+    if isinstance(project, ProjectIndex) and follows_calls(config, [path for _, path in items]):
         imports = [project.imports_of(path, source) for source, path in items]
         order = project.callee_first([path for _, path in items], imports)
     results: dict[int, FileResult] = {}
@@ -159,6 +159,21 @@ def apply_fixes(source: str, findings: Iterable[Finding]) -> str:
 class _Selected:
     cls: type[Rule]
     severity: Severity
+
+
+def follows_calls(config: Config, paths: Iterable[str]) -> bool:
+    """Whether a rule that reads other modules' summaries (TX007) is on for one of `paths`.
+
+    If not, a caller need not build, read or order by a module index at all.
+    """
+    from rules.engine.registry import rule_classes
+
+    readers = [cls for cls in rule_classes() if cls.READS_MODULE_SUMMARY]
+    return any(
+        config.severity_for(cls.ID, cls.SEVERITY, path) is not Severity.OFF
+        for path in paths
+        for cls in readers
+    )
 
 
 def _select(config: Config, path: str) -> list[_Selected]:

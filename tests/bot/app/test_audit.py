@@ -547,6 +547,19 @@ async def test_tx007_off_fetches_nothing_more(app_client: Harness) -> None:
     assert fake.log.count("GET /repos/{o}/{r}/git/blobs/{sha}") == 1
 
 
+async def test_tx007_off_for_the_changed_paths_fetches_nothing_more(app_client: Harness) -> None:
+    """TX007 is on by default but off, by an override, where the pull request changes code."""
+    fake = app_client.fake
+    config = "overrides:\n  - paths: ['app/scheduler.py']\n    rules:\n      TX007: off\n"
+    base = {".github/txaudit.yml": config, "app/__init__.py": "", "app/adapter.py": ADAPTER}
+    _, pr = make_pr(fake, {"app/scheduler.py": SCHEDULER}, base_files=base)
+    await opened(app_client, pr)
+    [run] = fake.runs_for(pr.head_sha)
+    assert run.status == "completed"
+    assert fake.log.count("GET /repos/{o}/{r}/git/blobs/{sha}") == 1
+    assert not [a for a in run.annotations if a["title"].startswith("TX007")]
+
+
 async def test_orphaned_in_progress_run_of_the_same_head_is_completed(app_client: Harness) -> None:
     fake = app_client.fake
     _, pr = make_pr(fake, {PATH: helper_source(1)})

@@ -119,3 +119,39 @@ def test_check_of_a_few_files_loads_no_app_library(tmp_path: Path) -> None:
     )
     assert [f["rule"] for f in json.loads(proc.stdout)["findings"]] == ["ORM001"]
     assert proc.stderr.splitlines()[-1] == "1 []"
+
+
+def test_check_builds_no_module_index_when_tx007_is_off(
+    tree: Tree, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TX007 is the only reader of other modules: turned off for every file, `check` does not
+    index the tree or read each file's imports; on for one path, it follows calls there."""
+    from bot.cli import local
+
+    built: list[Path] = []
+    real = local.build_project_index
+
+    def recording(root: Path, *args: object, **kwargs: object) -> object | None:
+        built.append(root)
+        return real(root, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "build_project_index", recording)
+    job = (
+        "from app.helpers import save\n\n\nasync def job():\n"
+        "    async with get_background_session() as session:\n        await save(session)\n"
+    )
+    tree(
+        {
+            "app/jobs.py": job,
+            "app/helpers.py": "async def save(session):\n    await session.commit()\n",
+        }
+    )
+
+    def rules(*config: str) -> list[str]:
+        tree({".github/txaudit.yml": "fail_on: never\n" + "".join(config)})
+        assert main(["check", "--no-cache", "--format", "json", "--jobs", "1"]) == 0
+        return sorted(f["rule"] for f in json.loads(capsys.readouterr().out)["findings"])
+
+    assert rules("rules:\n  TX007: off\n") == ["TX002"] and built == []
+    override = "overrides:\n  - paths: ['app/jobs.py']\n    rules:\n      TX007: error\n"
+    assert rules("rules:\n  TX007: off\n", override) == ["TX002", "TX007"] and len(built) == 1
