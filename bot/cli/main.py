@@ -194,6 +194,26 @@ def _with_fail_on(config: Config, fail_on: str | None) -> Config:
     return dataclasses.replace(config, fail_on=fail_on) if fail_on else config
 
 
+def _with_selection(config: Config, args: argparse.Namespace) -> Config:
+    """`config` with the rules that `--select`/`--ignore` leave out turned off everywhere, so
+    that they do not run at all (as in ruff); `_finding_filter` still filters the findings."""
+    select = _rule_ids("--select", args.select)
+    ignore = _rule_ids("--ignore", args.ignore)
+    if not select and not ignore:
+        return config
+    left_out = {
+        rule_id
+        for rule_id in _known_ids()
+        if (select and not rule_id.startswith(select)) or (ignore and rule_id.startswith(ignore))
+    }
+    overrides = tuple(
+        dataclasses.replace(o, rules={k: v for k, v in o.rules.items() if k not in left_out})
+        for o in config.overrides
+    )
+    rules = {**config.rules, **dict.fromkeys(left_out, Severity.OFF)}
+    return dataclasses.replace(config, rules=rules, overrides=overrides)
+
+
 def exit_code(findings: Sequence[Finding], config: Config) -> int:
     """1 when a finding is at or above `config.fail_on`, else 0."""
     if config.fail_on == "never":
@@ -240,7 +260,8 @@ def _audit_tree(
         if not Path(raw).exists():
             raise UsageError(f"{raw}: no such file or directory")
     project = local.load_project(Path(paths[0]), config_path, cwd)
-    project = dataclasses.replace(project, config=_with_fail_on(project.config, args.fail_on))
+    config = _with_selection(_with_fail_on(project.config, args.fail_on), args)
+    project = dataclasses.replace(project, config=config)
     files = local.discover(paths, project, cwd)
     cache = None
     if not args.no_cache and files:
@@ -297,7 +318,7 @@ def _audit_diff(
     label, base_sha = local.resolve_base(base, head, root)
     config_path = local.check_config_path(args.config)
     config = load_config_file(config_path) if config_path else local.config_at(base_sha, root)
-    config = _with_fail_on(config, args.fail_on)
+    config = _with_selection(_with_fail_on(config, args.fail_on), args)
     if args.filter:
         config = dataclasses.replace(config, filter=args.filter)
     mode = config.filter

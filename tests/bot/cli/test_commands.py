@@ -155,3 +155,30 @@ def test_check_builds_no_module_index_when_tx007_is_off(
     assert rules("rules:\n  TX007: off\n") == ["TX002"] and built == []
     override = "overrides:\n  - paths: ['app/jobs.py']\n    rules:\n      TX007: error\n"
     assert rules("rules:\n  TX007: off\n", override) == ["TX002", "TX007"] and len(built) == 1
+
+
+@pytest.mark.parametrize("option", [["--ignore", "ORM003"], ["--select", "ORM001,TX"]])
+def test_rules_left_out_by_select_or_ignore_do_not_run(
+    option: list[str],
+    tree: Tree,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in ruff, `--select`/`--ignore` choose the rules that run, not only those shown:
+    ORM003's hook is broken here, and leaving ORM003 out (even where an override of the
+    config turns it on) keeps the file audited."""
+    from rules.catalog.orm003_sql_string import SqlString
+
+    def broken(self: object, node: object) -> None:
+        raise ValueError("a bug in ORM003")
+
+    monkeypatch.setattr(SqlString, "visit_Call", broken)
+    override = "overrides:\n  - paths: ['app/**']\n    rules:\n      ORM003: error\n"
+    code = 'from sqlalchemy import text\nq = text("SELECT 1")\nrun("DELETE FROM t")\n'
+    tree({".github/txaudit.yml": "fail_on: never\n" + override, "app/q.py": code})
+    common = ["check", "--no-cache", "--format", "json", "--jobs", "1"]
+    assert main([*common, *option]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["errors"] == [] and [f["rule"] for f in report["findings"]] == ["ORM001"]
+    main(common)
+    assert "a bug in ORM003" in json.dumps(json.loads(capsys.readouterr().out)["errors"])
