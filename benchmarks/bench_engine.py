@@ -39,7 +39,9 @@ The measurements, side by side, best of `--runs` (default 3):
      run on all cores (the CLI's own process pool), startup included; `--no-cache` is passed
      when `txaudit check --help` lists it. Then the same command on a result cache that one
      run filled (`--cache-dir` in a temporary folder): the warm row, which must find the
-     same, and which is not the cold target
+     same, and which is not the cold target. With `--tx007 without|both`, also the cold
+     command with `--ignore TX007` (the rules semgrep's equivalent config has: it has no
+     TX007, which needs other modules)
   5. `semgrep scan --config <--semgrep-config> --json --metrics=off
      --disable-version-check --jobs <cores> .` on the same tree, as a subprocess (skipped,
      with a line saying why, when semgrep is not installed or the config file is missing)
@@ -2992,6 +2994,12 @@ def measure(args: argparse.Namespace, corpus: Corpus) -> dict[str, object]:
         if warm_report["summary"]["by_rule"] != report["summary"]["by_rule"]:
             raise SystemExit("txaudit check on a warm cache found other findings than cold")
         results["check_warm_s"] = run.seconds
+    if args.tx007 in ("without", "both"):
+        run, _ = best_run(args.runs, [*command, "--ignore", "TX007"], corpus.root)
+        results["check_without_tx007_s"] = run.seconds
+        by_rule = json.loads(run.stdout)["summary"]["by_rule"]
+        if by_rule != {k: v for k, v in report["summary"]["by_rule"].items() if k != "TX007"}:
+            raise SystemExit("txaudit check --ignore TX007 found other findings than with it")
 
     semgrep = semgrep_command(Path(args.semgrep_config).resolve(), cores)
     if isinstance(semgrep, str):
@@ -3061,6 +3069,9 @@ def report(results: dict[str, object]) -> str:
     if "check_warm_s" in r:
         note = "same findings; not the cold target"
         out.append(row("4. txaudit check, warm result cache", r["check_warm_s"], note))
+    if "check_without_tx007_s" in r:
+        note = "same findings but TX007's; semgrep's rule set"
+        out.append(row("4. txaudit check --ignore TX007, cold", r["check_without_tx007_s"], note))
     if "semgrep_s" in r:
         rss = int(results["semgrep_rss_kib"])  # type: ignore[call-overload]
         note = f"{_total(results['semgrep_by_rule'])} findings; peak RSS {rss / 1024:,.0f} MiB"
@@ -3080,6 +3091,9 @@ def report(results: dict[str, object]) -> str:
         ratio = r["semgrep_s"] / r["check_s"]
         verdict = "met" if ratio >= 8 else "MISSED"
         out.append(f"  semgrep / txaudit check   {ratio:6.2f}x  (target >= 8x: {verdict})")
+        if "check_without_tx007_s" in r:
+            ratio = r["semgrep_s"] / r["check_without_tx007_s"]
+            out.append(f"  semgrep / txaudit check --ignore TX007 {ratio:6.2f}x  (not the target)")
     if "check_rss_kib" in results and "semgrep_rss_kib" in results:
         ratio = int(results["semgrep_rss_kib"]) / int(results["check_rss_kib"])  # type: ignore[call-overload]
         out.append(f"  semgrep / txaudit peak RSS {ratio:5.2f}x")
