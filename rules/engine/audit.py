@@ -320,7 +320,8 @@ def _run_rules(
     else:
         # The module summary is built in the same walk, and kept for the calls of the files
         # audited after this one, which then need not parse this module again.
-        builder = ctx.summary_builder = SummaryBuilder(module, index.vocab, text)
+        builder = SummaryBuilder(module, index.vocab, text, bindings=ctx.bindings)
+        ctx.summary_builder = builder
         dispatch(module, [ctx, builder, *rules])
         index.add_audited(path, source, builder.finish())
     relevant = ctx.relevant or any(r.rule.ID.startswith("ORM") for r in reports)

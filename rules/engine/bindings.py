@@ -24,7 +24,7 @@ from typing import Any
 
 from rules.engine.syntax import child_nodes
 
-__all__ = ["Bindings", "parameters", "reaching_bindings"]
+__all__ = ["Bindings", "BindingsMemo", "parameters", "reaching_bindings"]
 
 #: name -> ids of the binding nodes that may be live.
 State = dict[str, frozenset[int]]
@@ -47,6 +47,21 @@ def reaching_bindings(scope: ast.AST) -> Bindings:
     if isinstance(body, list):
         reader.block(body, state)
     return reader.uses
+
+
+class BindingsMemo:
+    """`reaching_bindings` of each scope of one file, worked out once: the file's context
+    and the TX007 summary builder ask about the same functions in the same walk."""
+
+    def __init__(self) -> None:
+        self._by_scope: dict[int, Bindings] = {}
+
+    def of(self, scope: ast.AST) -> Bindings:
+        """`reaching_bindings(scope)`; the tree must outlive the memo (ids are keys)."""
+        found = self._by_scope.get(id(scope))
+        if found is None:
+            found = self._by_scope[id(scope)] = reaching_bindings(scope)
+        return found
 
 
 def _merge(states: Iterable[State | None]) -> State | None:
@@ -222,15 +237,21 @@ class _Reader:
             if node is maybe_enter or node is maybe_exit:
                 maybe += 1 if node is maybe_enter else -1
                 continue
+            node_type = type(node)  # the commonest kinds first, without a list of children
+            if node_type is ast.Name:
+                if type(node.ctx) is ast.Load:
+                    self.use(node, state.get(node.id, frozenset()))
+                continue
+            if node_type is ast.Constant:
+                continue
+            if node_type is ast.Attribute:
+                stack.append(node.value)
+                continue
             if isinstance(node, ast.BoolOp):
                 stack.extend((maybe_exit, *reversed(node.values[1:]), maybe_enter, node.values[0]))
                 continue
             if isinstance(node, ast.IfExp):
                 stack.extend((maybe_exit, node.orelse, node.body, maybe_enter, node.test))
-                continue
-            if isinstance(node, ast.Name):
-                if isinstance(node.ctx, ast.Load):
-                    self.use(node, state.get(node.id, frozenset()))
                 continue
             if isinstance(node, ast.NamedExpr):
                 stack.append(node)

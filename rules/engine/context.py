@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from rules.engine.bindings import Bindings, reaching_bindings
+from rules.engine.bindings import BindingsMemo
 from rules.engine.config import Config
 from rules.engine.parsing import split_lines
 from rules.engine.positions import source_segment
@@ -116,8 +116,6 @@ class Scope:
     assigned: dict[str, list[ast.expr | None]] = field(default_factory=dict)
     is_route: bool = False
     borrowed: dict[str, ast.arg] = field(default_factory=dict)
-    #: Which bindings reach each name use in this body (`rules.engine.bindings`), on demand.
-    reaching: Bindings | None = None
     blocks: list[FactoryBlock] = field(default_factory=list)
     open_blocks: list[FactoryBlock] = field(default_factory=list)
     begin_blocks: list[BeginBlock] = field(default_factory=list)
@@ -240,6 +238,8 @@ class FileContext:
         self.text = text
         self._lines: list[str] | None = None
         self.project = project
+        #: Which bindings reach each name use of a scope (`rules.engine.bindings`), on demand.
+        self.bindings = BindingsMemo()
         self.factories = frozenset(f.rsplit(".", 1)[-1] for f in config.session_factories)
         self.session_param_names = frozenset(config.session_param_names)
         self.request_dependencies = frozenset(
@@ -305,10 +305,7 @@ class FileContext:
         known: no `use`, or a use that the current scope's body does not evaluate)."""
         if use is None:
             return None
-        scope = self.scope
-        if scope.reaching is None:
-            scope.reaching = reaching_bindings(scope.node)
-        return scope.reaching.get(id(use))
+        return self.bindings.of(self.scope.node).get(id(use))
 
     def same_binding(self, first: ast.Name, second: ast.Name) -> bool:
         """Two loads of one name that may be bound to the same object (one binding can

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from rules.engine.bindings import Bindings, parameters, reaching_bindings
+from rules.engine.bindings import BindingsMemo, parameters
 from rules.engine.context import call_arguments, dotted_parts, function_params, target_names
 from rules.engine.parsing import decode, parse
 from rules.engine.syntax import (
@@ -203,8 +203,8 @@ def call_shape(func: ast.AST) -> CallShape | None:
 def passed_name_nodes(call: ast.Call) -> list[tuple[ast.Name, ArgRef]]:
     """(the `ast.Name`, where) for every argument of `call` that is a bare name, in source
     order."""
-    if not any(type(a) is ast.Name for a in call.args) and not any(
-        type(k.value) is ast.Name for k in call.keywords
+    if ast.Name not in map(type, call.args) and not (
+        call.keywords and ast.Name in [type(k.value) for k in call.keywords]
     ):
         return []  # most calls pass no bare name
     found: list[tuple[ast.Name, ArgRef]] = []
@@ -240,6 +240,7 @@ class _Func:
         class_name: str | None,
         params: tuple[Param, ...],
         is_route: bool,
+        bindings: BindingsMemo,
     ) -> None:
         self.qualname = qualname
         self.kind = kind
@@ -254,16 +255,14 @@ class _Func:
         self.local_names: set[str] = set(self.param_names)
         self.imports: dict[str, ImportEntry] = {}
         self.node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
-        self._reaching: Bindings | None = None
+        self._bindings = bindings
 
     def reaching(self, use: ast.Name) -> frozenset[int] | None:
         """The bindings that may be live at the load `use` in this function (None: not
         a load that this function's body evaluates)."""
         if self.node is None:
             return None
-        if self._reaching is None:
-            self._reaching = reaching_bindings(self.node)
-        return self._reaching.get(id(use))
+        return self._bindings.of(self.node).get(id(use))
 
     def is_param(self, use: ast.Name) -> bool:
         """`use` loads a parameter that may still hold the caller's argument there."""
@@ -399,8 +398,16 @@ class SummaryBuilder:
     commit/rollback/begin from `ast`.
     """
 
-    def __init__(self, module: ast.Module, vocab: Vocab, text: str | None = None) -> None:
+    def __init__(
+        self,
+        module: ast.Module,
+        vocab: Vocab,
+        text: str | None = None,
+        bindings: BindingsMemo | None = None,
+    ) -> None:
         self.module = module
+        #: Shared with the file's context in the engine's walk (both need the same).
+        self._bindings = bindings if bindings is not None else BindingsMemo()
         self.vocab = vocab
         self._factories = frozenset(vocab.session_factories)
         self._deps = frozenset(vocab.request_session_dependencies)
@@ -514,7 +521,7 @@ class SummaryBuilder:
             for p, default in function_params(args)
             if p is not args.vararg and p is not args.kwarg
         )
-        func = _Func(qualname, kind, class_name, tuple(plist), is_route)
+        func = _Func(qualname, kind, class_name, tuple(plist), is_route, self._bindings)
         func.node = node
         self.node_qualnames[id(node)] = qualname
         self._scopes.append(func)
