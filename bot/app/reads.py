@@ -17,9 +17,7 @@ from gidgethub import BadRequest
 
 from bot.app.github import GitHub, GitHubClient, decode_content
 from bot.app.queue import AuditRequest
-from bot.review.outcome import (
-    fingerprints_in,
-)
+from bot.review.fingerprints import fingerprints_in
 from bot.review.patch import EMPTY_PATCH, PatchLines, parse_patch
 from rules.engine.config import CONFIG_PATHS, Config, ConfigError, parse_config_text
 

@@ -17,7 +17,7 @@ from typing import Any
 from gidgethub import BadRequest, GraphQLException, HTTPException, QueryError
 
 from bot.app.github import GitHubClient
-from bot.review.outcome import fingerprints_in
+from bot.review.fingerprints import fingerprints_in
 
 logger = logging.getLogger(__name__)
 

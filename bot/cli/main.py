@@ -309,9 +309,7 @@ def _audit_diff(
     args: argparse.Namespace, base: str | None, head: str | None, cwd: Path
 ) -> local.DiffAudit:
     """Audit the lines that `head` (None: the working tree) adds to its merge base with `base`."""
-    from bot.review.outcome import (
-        _on_changed_line,  # the bot's own changed-line test, so both agree
-    )
+    from bot.review.patch import on_changed_line  # the app's own test, so both agree
 
     wanted = _finding_filter(args)
     root = local.repo_root(cwd)
@@ -341,7 +339,7 @@ def _audit_diff(
         result = local.audit_bytes(source, change.path, config, index)
         results.append(result)
         findings += [
-            f for f in result.findings if wanted(f) and _on_changed_line(f, change.patch, mode)
+            f for f in result.findings if wanted(f) and on_changed_line(f, change.patch, mode)
         ]
     return local.DiffAudit(
         root=root,

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from bot.review.markdown import plural
 from rules.engine.config import Config
 from rules.engine.guides import guide_link
-from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
+from rules.engine.model import FileResult, Finding, Severity, rule_order
 
 FORMATS = ("text", "json", "sarif", "github")
 JSON_VERSION = 1
@@ -48,13 +49,6 @@ class Run:
         return guide_link(rule_id, self.config, blob_base=self.guide_base)
 
 
-def rule_order(rule_id: str) -> tuple[int, str]:
-    """Sort key: catalogue order, unknown IDs last."""
-    if rule_id in KNOWN_RULE_IDS:
-        return (KNOWN_RULE_IDS.index(rule_id), rule_id)
-    return (len(KNOWN_RULE_IDS), rule_id)
-
-
 def finding_key(finding: Finding) -> tuple[Any, ...]:
     """Deterministic output order: path, position, rule."""
     return (finding.path, finding.line, finding.column, rule_order(finding.rule), finding.message)
@@ -65,15 +59,11 @@ def by_rule(findings: Sequence[Finding]) -> dict[str, int]:
     return {rule: counts[rule] for rule in sorted(counts, key=rule_order)}
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def severity_breakdown(findings: Sequence[Finding]) -> str:
     """'2 errors, 1 warning' (louder first; severities that did not occur are left out)."""
     counts = Counter(f.severity for f in findings)
     parts = [
-        _plural(counts[s], s.value)
+        plural(counts[s], s.value)
         for s in (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
         if counts[s]
     ]
@@ -82,22 +72,22 @@ def severity_breakdown(findings: Sequence[Finding]) -> str:
 
 def summary_line(run: Run) -> str:
     """The closing line of text output, ruff style."""
-    files = _plural(len(run.results), "file")
+    files = plural(len(run.results), "file")
     if run.findings:
         line = (
-            f"Found {_plural(len(run.findings), 'finding')} "
+            f"Found {plural(len(run.findings), 'finding')} "
             f"({severity_breakdown(run.findings)}) in {files}."
         )
     else:
         line = f"All checks passed! ({files} audited)"
     extras = []
     if run.fixed:
-        extras.append(f"Fixed {_plural(run.fixed, 'finding')}.")
+        extras.append(f"Fixed {plural(run.fixed, 'finding')}.")
     fixable = sum(1 for f in run.findings if f.fix is not None)
     if fixable:
         extras.append(f"{fixable} fixable with `txaudit check --fix`.")
     if run.errors:
-        extras.append(f"{_plural(len(run.errors), 'file')} could not be audited.")
+        extras.append(f"{plural(len(run.errors), 'file')} could not be audited.")
     return " ".join([line, *extras])
 
 
@@ -189,7 +179,7 @@ def format_sarif(run: Run, rules: Sequence[Any], *, version: str, src_root: str)
 
     `src_root` is the absolute `file://` URI of the directory paths are relative to.
     """
-    from bot.review.outcome import fingerprint_all
+    from bot.review.fingerprints import fingerprint_all
 
     descriptors = [sarif_rule(info, run) for info in rules]
     index = {d["id"]: i for i, d in enumerate(descriptors)}

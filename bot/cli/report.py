@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from bot.cli.output import by_rule, finding_key, rule_order, severity_breakdown
+from bot.cli.output import by_rule, finding_key, severity_breakdown
+from bot.review.markdown import cell
 from rules.engine.config import Config
 from rules.engine.guides import guide_heading
-from rules.engine.model import FileResult, Finding, Severity
+from rules.engine.model import FileResult, Finding, Severity, rule_order
 
 _ICONS = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.NOTICE: "ℹ️"}  # noqa: RUF001
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _lines(findings: Sequence[Finding]) -> str:
@@ -37,7 +34,7 @@ def _guide_cell(rule_id: str, config: Config, guide: Callable[[str], str | None]
     if link is None:
         return f"`txaudit explain {rule_id}`"
     heading = _heading(rule_id, config) or rule_id
-    return f"[{_cell(heading)}]({link.replace(' ', '%20')})"
+    return f"[{cell(heading)}]({link.replace(' ', '%20')})"
 
 
 def _status(findings: Sequence[Finding]) -> str:
@@ -115,7 +112,7 @@ def build_report(
             for rule_id in sorted(grouped, key=rule_order):
                 group = grouped[rule_id]
                 messages = sorted({f.message for f in group})
-                what = _cell(messages[0]) + (
+                what = cell(messages[0]) + (
                     f" (+{len(messages) - 1} more)" if len(messages) > 1 else ""
                 )
                 out.append(

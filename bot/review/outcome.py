@@ -9,7 +9,6 @@ The caller does the GitHub calls. Output is deterministic: everything is sorted 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -17,10 +16,26 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
-from bot.review.patch import PatchLines
+from bot.review.fingerprints import finding_order, fingerprint_all, markers
+from bot.review.markdown import (
+    cell,
+    clip_bytes,
+    clip_chars,
+    code,
+    inline,
+    plural,
+    truncate_markdown,
+)
+from bot.review.patch import PatchLines, last_line, on_changed_line
 from rules.engine.config import Config
 from rules.engine.guides import RULE_GUIDE, guide_link
-from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity, Suppression
+from rules.engine.model import (
+    FileResult,
+    Finding,
+    Severity,
+    Suppression,
+    rule_order,
+)
 
 # --- GitHub limits (GITHUB.md s.4, s.5) ------------------------------------------------
 
@@ -52,11 +67,6 @@ REAUDIT_ACTION = {
 
 _LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
 _FAIL_ON = {"error": Severity.ERROR, "warning": Severity.WARNING}
-
-_FP_MARKER = "<!-- txaudit:fp={} -->"
-# A marker carries one fingerprint; a comma-separated list is accepted too.
-_FP_RE = re.compile(r"<!--\s*txaudit:fp=([0-9a-fA-F]+(?:\s*,\s*[0-9a-fA-F]+)*)\s*-->")
-_FP_LEN = 16  # hex digits (64 bits) of sha256
 
 _WHY_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?why is this bad\??(?:\*\*)?\s*:?\s*$", re.I)
 
@@ -117,12 +127,12 @@ class Annotation:
             "start_line": self.start_line,
             "end_line": max(self.end_line, self.start_line),
             "annotation_level": self.annotation_level,
-            "message": _clip_bytes(self.message, ANNOTATION_TEXT_MAX) or " ",
+            "message": clip_bytes(self.message, ANNOTATION_TEXT_MAX) or " ",
         }
         if self.title:
-            data["title"] = _clip_chars(self.title, ANNOTATION_TITLE_MAX)
+            data["title"] = clip_chars(self.title, ANNOTATION_TITLE_MAX)
         if self.raw_details:
-            data["raw_details"] = _clip_bytes(self.raw_details, ANNOTATION_TEXT_MAX)
+            data["raw_details"] = clip_bytes(self.raw_details, ANNOTATION_TEXT_MAX)
         if (
             self.start_line == data["end_line"]
             and self.start_column is not None
@@ -214,40 +224,6 @@ def _registry_lookup(rule_id: str) -> RuleDoc | None:
 # --- fingerprints ----------------------------------------------------------------------
 
 
-def _norm_snippet(snippet: str) -> str:
-    return " ".join(snippet.split())
-
-
-def _fp_key(finding: Finding) -> tuple[str, str, str, str]:
-    return (finding.rule, finding.path, finding.scope, _norm_snippet(finding.snippet))
-
-
-def fingerprint(finding: Finding, occurrence: int) -> str:
-    """A stable hex id of a finding, independent of its line number.
-
-    Hashes rule, path, scope, the whitespace-normalised snippet and `occurrence` (the
-    index among the file's findings with the same rule, path, scope and snippet, in line
-    order), so moved code keeps its fingerprint and a second identical occurrence differs.
-    """
-    parts = (*_fp_key(finding), str(occurrence))
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    return digest[:_FP_LEN]
-
-
-def fingerprint_all(findings: Iterable[Finding]) -> tuple[str, ...]:
-    """The fingerprint of each finding, in the given order, with occurrences counted the
-    way `build_outcome` counts them (per file, in (line, column, rule) order)."""
-    items = list(findings)
-    order = sorted(range(len(items)), key=lambda i: (items[i].path, *_finding_key(items[i])))
-    seen: Counter[tuple[str, str, str, str]] = Counter()
-    result = [""] * len(items)
-    for index in order:
-        key = _fp_key(items[index])
-        result[index] = fingerprint(items[index], seen[key])
-        seen[key] += 1
-    return tuple(result)
-
-
 def reported_fingerprints(files: Iterable[AuditedFile]) -> frozenset[str]:
     """The fingerprint of every finding the audited files still have (on any line), as the
     comments carry them: a thread whose fingerprints are all missing was fixed."""
@@ -256,118 +232,13 @@ def reported_fingerprints(files: Iterable[AuditedFile]) -> frozenset[str]:
         if file.result is None:
             continue
         findings = sorted(
-            (f for f in file.result.findings if f.severity is not Severity.OFF), key=_finding_key
+            (f for f in file.result.findings if f.severity is not Severity.OFF), key=finding_order
         )
         found.update(fingerprint_all(findings))
     return frozenset(found)
 
 
-def fingerprints_in(comment_body: str) -> frozenset[str]:
-    """The fingerprints in the hidden markers of a comment body the app wrote."""
-    found: set[str] = set()
-    for match in _FP_RE.finditer(comment_body or ""):
-        found.update(part.strip().lower() for part in match[1].split(","))
-    return frozenset(found)
-
-
-def _markers(fingerprints: Iterable[str]) -> str:
-    return "\n".join(_FP_MARKER.format(fp) for fp in fingerprints)
-
-
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def _finding_key(finding: Finding) -> tuple[Any, ...]:
-    return (
-        finding.line,
-        finding.column,
-        finding.rule,
-        finding.end_line,
-        finding.end_column,
-        finding.message,
-    )
-
-
-def _rule_order(rule_id: str) -> tuple[int, str]:
-    try:
-        return (KNOWN_RULE_IDS.index(rule_id), rule_id)
-    except ValueError:
-        return (len(KNOWN_RULE_IDS), rule_id)
-
-
-def _last_line(finding: Finding) -> int:
-    """The finding's last line; an end at column 1 of a later line excludes that line."""
-    last = max(finding.line, finding.end_line)
-    if last > finding.line and finding.end_column <= 1:
-        last -= 1
-    return last
-
-
-def _touches(finding: Finding, lines: frozenset[int]) -> bool:
-    first, last = finding.line, _last_line(finding)
-    if last - first < len(lines):
-        return any(n in lines for n in range(first, last + 1))
-    return any(first <= n <= last for n in lines)
-
-
-def _on_changed_line(finding: Finding, patch: PatchLines | None, mode: str) -> bool:
-    if mode == "file" or patch is None:
-        return True
-    return _touches(finding, patch.commentable if mode == "diff_context" else patch.added)
-
-
-def _clip_chars(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip_bytes(text: str, limit: int) -> str:
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= limit:
-        return text
-    ellipsis = "…"
-    budget = limit - len(ellipsis.encode())
-    return data[:budget].decode("utf-8", "ignore") + ellipsis
-
-
-def _truncate_markdown(text: str, limit: int = OUTPUT_MAX) -> str:
-    """`text` cut at a line boundary to fit `limit` (chars and UTF-8 bytes), with a note."""
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= limit:
-        return text
-    note = (
-        "\n\n---\n**Truncated:** this report is longer than GitHub allows ({limit} characters); "
-        "{cut} characters were cut. Run `txaudit check` locally for the full list.\n"
-    )
-    cut_note = note.format(limit=limit, cut=len(text))  # long enough to reserve room
-    budget = limit - len(cut_note.encode())
-    head = data[:budget].decode("utf-8", "ignore")
-    newline = head.rfind("\n")
-    if newline > budget // 2:
-        head = head[:newline]
-    return head + note.format(limit=limit, cut=len(text) - len(head))
-
-
-def _cell(text: str) -> str:
-    """Text made safe for one Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def _inline(text: str) -> str:
-    """Text made safe for one Markdown line."""
-    return " ".join(text.split())
-
-
-def _code(text: str) -> str:
-    """`text` as inline code, whatever backticks it holds."""
-    text = _inline(text)
-    run = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (run + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +257,7 @@ def _rule_link(rule_id: str, config: Config, ctx: AuditContext) -> _Link:
         guide = config.guides.get(guide_name)
         if guide is not None:
             heading = guide.sections.get(rule_id, heading)
-        label = _inline(f"{guide_name} guide: {heading}").replace("[", "\\[").replace("]", "\\]")
+        label = inline(f"{guide_name} guide: {heading}").replace("[", "\\[").replace("]", "\\]")
         return _Link(url, f"[{label}]({url})", f"Guide: {url}")
     explain = f"txaudit explain {rule_id}"
     if ctx.rules_url:
@@ -438,11 +309,11 @@ class _FileView:
 
 def _view(file: AuditedFile, result: FileResult, mode: str) -> _FileView:
     findings = sorted(
-        (f for f in result.findings if f.severity is not Severity.OFF), key=_finding_key
+        (f for f in result.findings if f.severity is not Severity.OFF), key=finding_order
     )
     fps = {id(f): fp for f, fp in zip(findings, fingerprint_all(findings), strict=True)}
-    changed = [f for f in findings if _on_changed_line(f, file.patch, mode)]
-    untouched = [f for f in findings if not _on_changed_line(f, file.patch, mode)]
+    changed = [f for f in findings if on_changed_line(f, file.patch, mode)]
+    untouched = [f for f in findings if not on_changed_line(f, file.patch, mode)]
     return _FileView(file, result, changed, untouched, fps)
 
 
@@ -458,7 +329,7 @@ class _Planned:
         return self.findings[0]
 
     def sort_key(self) -> tuple[Any, ...]:
-        return (self.path, self.first.line, _rule_order(self.first.rule), self.first.column)
+        return (self.path, self.first.line, rule_order(self.first.rule), self.first.column)
 
 
 def build_outcome(
@@ -479,9 +350,10 @@ def build_outcome(
         return Outcome(
             conclusion="success",
             title=NO_PYTHON_TITLE,
-            summary=_truncate_markdown(
+            summary=truncate_markdown(
                 "txaudit found no changed Python files that the configuration includes.\n"
-                + _notes_section(ctx.notes)
+                + _notes_section(ctx.notes),
+                OUTPUT_MAX,
             ),
             text="",
         )
@@ -514,14 +386,14 @@ def build_outcome(
         conclusion = "failure"
     elif errored:
         conclusion = config.on_error if config.on_error in ("failure", "neutral") else "failure"
-        title = f"{title}; {_plural(errored, 'file')} could not be audited"
+        title = f"{title}; {plural(errored, 'file')} could not be audited"
     else:
         conclusion = "success"
 
     # Annotations: every finding on a changed line (also in files without a patch).
     annotations = tuple(
         _annotation(v.file.path, f, link(f.rule), doc(f.rule))
-        for v, f in sorted(changed, key=lambda vf: (vf[0].file.path, *_finding_key(vf[1])))
+        for v, f in sorted(changed, key=lambda vf: (vf[0].file.path, *finding_order(vf[1])))
     )
 
     comments, overflow = _plan_comments(views, config, ctx)
@@ -535,13 +407,13 @@ def build_outcome(
     # The notes go last but must survive truncation of a long summary.
     notes = _notes_section(ctx.notes)
     summary = _summary(ordered, views, config, ctx, mode, link, title)
-    summary = _truncate_markdown(summary, OUTPUT_MAX - len(notes.encode())) + notes
+    summary = truncate_markdown(summary, OUTPUT_MAX - len(notes.encode())) + notes
     text = _text(views, ctx.list_all_hint)
     return Outcome(
         conclusion=conclusion,
         title=title,
         summary=summary,
-        text=_truncate_markdown(text),
+        text=truncate_markdown(text, OUTPUT_MAX),
         annotations=annotations,
         comments=review_comments,
         review_body=review_body,
@@ -552,21 +424,21 @@ def build_outcome(
 def _title(views: Sequence[_FileView], counts: Counter[str], skipped: int) -> str:
     audited = len(views)
     if audited == 0:
-        return f"No files audited ({_plural(skipped, 'file')} skipped)"
+        return f"No files audited ({plural(skipped, 'file')} skipped)"
     parts = [
-        _plural(counts[sev.value], sev.value)
+        plural(counts[sev.value], sev.value)
         for sev in (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
         if counts[sev.value]
     ]
     if not parts:
         where = "on changed lines " if any(v.untouched for v in views) else ""
-        return f"No findings {where}in {_plural(audited, 'file')}"
+        return f"No findings {where}in {plural(audited, 'file')}"
     with_findings = sum(1 for v in views if v.changed)
-    return f"{', '.join(parts)} in {_plural(with_findings, 'file')}"
+    return f"{', '.join(parts)} in {plural(with_findings, 'file')}"
 
 
 def _annotation(path: str, finding: Finding, link: _Link, info: RuleDoc | None) -> Annotation:
-    last = _last_line(finding)
+    last = last_line(finding)
     single = last == finding.line
     summary = (getattr(info, "summary", "") or "").strip() if info is not None else ""
     return Annotation(
@@ -634,14 +506,14 @@ def _comment(plan: _Planned, config: Config, link: _Link, info: RuleDoc | None) 
         if len(rest) > GROUP_LIST_MAX:
             others += f" and {len(rest) - GROUP_LIST_MAX} more"
         parts.append(f"{head}, {len(plan.findings)} times in this file")
-        parts.append(_inline(first.message))
+        parts.append(inline(first.message))
         parts.append(f"Also on lines {others}.")
     else:
         parts.append(head)
-        parts.append(_inline(first.message))
+        parts.append(inline(first.message))
     why = _why(info)
     if why:
-        parts.append(f"**Why it matters:** {_inline(why)}")
+        parts.append(f"**Why it matters:** {inline(why)}")
     parts.append(f"More: {link.markdown}")
     fix = first.fix
     if (
@@ -659,7 +531,7 @@ def _comment(plan: _Planned, config: Config, link: _Link, info: RuleDoc | None) 
             parts.append(block)
             line = fix.end_line
             start_line = fix.start_line if fix.start_line < fix.end_line else None
-    parts.append(_markers(plan.fingerprints))
+    parts.append(markers(plan.fingerprints))
     body = "\n\n".join(parts)
     return ReviewComment(
         path=plan.path,
@@ -673,7 +545,7 @@ def _comment(plan: _Planned, config: Config, link: _Link, info: RuleDoc | None) 
 
 def _severity_counts(counts: Counter[str]) -> str:
     return ", ".join(
-        _plural(counts[s.value], s.value)
+        plural(counts[s.value], s.value)
         for s in (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
         if counts[s.value]
     )
@@ -689,8 +561,8 @@ def _review_body(
     new = Counter(f.severity.value for p in (*posted, *overflow) for f in p.findings)
     total = sum(new.values())
     lines = [
-        f"**txaudit** found {_plural(total, 'new finding')} on changed lines "
-        f"({_severity_counts(new)}); {_plural(len(comments), 'comment')} below."
+        f"**txaudit** found {plural(total, 'new finding')} on changed lines "
+        f"({_severity_counts(new)}); {plural(len(comments), 'comment')} below."
     ]
     if overflow:
         hidden = sum(len(p.findings) for p in overflow)
@@ -700,7 +572,7 @@ def _review_body(
         listed = [(plan.path, f) for plan in overflow for f in plan.findings]
         for path, finding in listed[:REVIEW_BODY_LIST_MAX]:
             lines.append(
-                f"- {_code(f'{path}:{finding.line}')} {finding.rule} {_inline(finding.message)}"
+                f"- {code(f'{path}:{finding.line}')} {finding.rule} {inline(finding.message)}"
             )
         if len(listed) > REVIEW_BODY_LIST_MAX:
             lines.append(f"- … and {len(listed) - REVIEW_BODY_LIST_MAX} more")
@@ -712,7 +584,7 @@ def _review_body(
         f"All findings on changed lines ({_severity_counts(counts)}) are in {where}; "
         "comment `/txaudit` to re-audit."
     )
-    return _clip_chars("\n".join(lines), COMMENT_BODY_MAX)
+    return clip_chars("\n".join(lines), COMMENT_BODY_MAX)
 
 
 def _summary(
@@ -731,7 +603,7 @@ def _summary(
         "file": "every finding in the touched files",
     }.get(mode, mode)
     out.append(
-        f"Audited {_plural(len(views), 'Python file')} at `{ctx.head_sha[:12]}` "
+        f"Audited {plural(len(views), 'Python file')} at `{ctx.head_sha[:12]}` "
         f"against base `{ctx.base_sha[:12]}`. Counted as changed: {mode_words}. "
         f"Fails on: {config.fail_on}. Configuration: {config.source}."
     )
@@ -749,7 +621,7 @@ def _summary(
         for finding in (*view.changed, *view.untouched):
             names.setdefault(finding.rule, finding.name)
             severities[finding.rule].add(finding.severity.value)
-    rules = sorted(names, key=_rule_order)
+    rules = sorted(names, key=rule_order)
     if rules:
         out.append("| Rule | Name | Severity | On changed lines | Already present | Guide |")
         out.append("| --- | --- | --- | ---: | ---: | --- |")
@@ -760,7 +632,7 @@ def _summary(
                 if s.value in severities[rule_id]
             )
             out.append(
-                f"| {_cell(rule_id)} | {_cell(names[rule_id])} | {sev} | "
+                f"| {cell(rule_id)} | {cell(names[rule_id])} | {sev} | "
                 f"{changed_by_rule[rule_id]} | {untouched_by_rule[rule_id]} | "
                 f"{link(rule_id).markdown} |"
             )
@@ -785,7 +657,7 @@ def _summary(
         )
         out.append("")
         for view in whole:
-            out.append(f"- {_code(view.file.path)} ({_plural(len(view.changed), 'finding')})")
+            out.append(f"- {code(view.file.path)} ({plural(len(view.changed), 'finding')})")
         out.append("")
 
     skipped = [f for f in ordered if f.result is None]
@@ -793,7 +665,7 @@ def _summary(
         out.append("### Skipped")
         out.append("")
         for f in skipped:
-            out.append(f"- {_code(f.path)}: {_inline(f.skipped or 'not audited')}")
+            out.append(f"- {code(f.path)}: {inline(f.skipped or 'not audited')}")
         out.append("")
 
     errored = [v for v in views if v.result.error]
@@ -801,7 +673,7 @@ def _summary(
         out.append("### Problems")
         out.append("")
         for v in errored:
-            out.append(f"- {_code(v.file.path)}: {_inline(v.result.error or '')}")
+            out.append(f"- {code(v.file.path)}: {inline(v.result.error or '')}")
         out.append("")
 
     added = _added_suppressions(views)
@@ -810,7 +682,7 @@ def _summary(
         out.append("")
         for path, sup, maybe_old in added:
             ids = ", ".join(sup.rule_ids) if sup.rule_ids else "all rules (blanket ignore)"
-            reason = _inline(sup.reason) if sup.reason and sup.reason.strip() else None
+            reason = inline(sup.reason) if sup.reason and sup.reason.strip() else None
             reason_text = f"“{reason}”" if reason else "no reason given"
             extras = []
             if not sup.used:
@@ -818,7 +690,7 @@ def _summary(
             if maybe_old:
                 extras.append("diff unavailable, may predate this pull request")
             tail = f" ({'; '.join(extras)})" if extras else ""
-            out.append(f"- {_code(f'{path}:{sup.line}')} {ids}: {reason_text}{tail}")
+            out.append(f"- {code(f'{path}:{sup.line}')} {ids}: {reason_text}{tail}")
         out.append("")
 
     expiring, expired = _dated_suppressions(views, config.today or date.today())
@@ -832,11 +704,10 @@ def _summary(
         out.append("")
         for path, sup in items:
             ids = ", ".join(sup.rule_ids) if sup.rule_ids else "all rules"
-            reason = _inline(sup.reason) if sup.reason and sup.reason.strip() else None
+            reason = inline(sup.reason) if sup.reason and sup.reason.strip() else None
             reason_text = f"“{reason}”" if reason else "no reason given"
             out.append(
-                f"- {_code(f'{path}:{sup.line}')} {ids} until {_code(sup.until or '')}: "
-                f"{reason_text}"
+                f"- {code(f'{path}:{sup.line}')} {ids} until {code(sup.until or '')}: {reason_text}"
             )
         out.append("")
 
@@ -887,8 +758,8 @@ def _added_suppressions(
 def _notes_section(notes: Sequence[str]) -> str:
     if not notes:
         return ""
-    section = "\n### Notes\n\n" + "\n".join(f"- {_inline(n)}" for n in notes) + "\n"
-    return _clip_bytes(section, NOTES_MAX)
+    section = "\n### Notes\n\n" + "\n".join(f"- {inline(n)}" for n in notes) + "\n"
+    return clip_bytes(section, NOTES_MAX)
 
 
 def _text(views: Sequence[_FileView], list_all_hint: str) -> str:
@@ -896,16 +767,16 @@ def _text(views: Sequence[_FileView], list_all_hint: str) -> str:
     for view in views:
         if not view.changed and not view.untouched:
             continue
-        out.append(f"### {_code(view.file.path)}")
+        out.append(f"### {code(view.file.path)}")
         out.append("")
         for f in view.changed:
             out.append(
-                f"- {_code(f'{view.file.path}:{f.line}')} **{f.rule}** {f.name} "
-                f"({f.severity.value}): {_inline(f.message)}"
+                f"- {code(f'{view.file.path}:{f.line}')} **{f.rule}** {f.name} "
+                f"({f.severity.value}): {inline(f.message)}"
             )
         if view.untouched:
             out.append(
-                f"- plus {_plural(len(view.untouched), 'finding')} already present on "
+                f"- plus {plural(len(view.untouched), 'finding')} already present on "
                 f"untouched lines ({list_all_hint})"
             )
         out.append("")
@@ -939,7 +810,7 @@ def config_error_outcome(message: str) -> Outcome:
     file, key = _config_key(message)
     where = file if file else "the txaudit configuration"
     if key:
-        todo = f"**To do:** fix key {_code(key)} in {where} (read from the base commit)."
+        todo = f"**To do:** fix key {code(key)} in {where} (read from the base commit)."
         title = f"Invalid configuration: {key}"
     else:
         todo = f"**To do:** fix {where} (read from the base commit)."
@@ -947,15 +818,15 @@ def config_error_outcome(message: str) -> Outcome:
     summary = (
         "## txaudit: invalid configuration\n\n"
         "Nothing was audited because the configuration is invalid:\n\n"
-        f"> {_inline(message)}\n\n"
+        f"> {inline(message)}\n\n"
         f"{todo} txaudit reads its configuration from the pull request's base commit, so a "
         "pull request cannot weaken its own audit: merge the fix into the base branch, then "
         "re-run with `/txaudit` (or the Re-audit button).\n"
     )
     return Outcome(
         conclusion="failure",
-        title=_clip_chars(title, ANNOTATION_TITLE_MAX),
-        summary=_truncate_markdown(summary),
+        title=clip_chars(title, ANNOTATION_TITLE_MAX),
+        summary=truncate_markdown(summary, OUTPUT_MAX),
         text="",
     )
 
@@ -967,7 +838,7 @@ def error_outcome(
     conclusion = on_error if on_error in ("failure", "neutral") else "failure"
     summary = (
         "## txaudit: the audit could not finish\n\n"
-        f"What went wrong: {_inline(reason) or 'an unexpected error'}.\n\n"
+        f"What went wrong: {inline(reason) or 'an unexpected error'}.\n\n"
         "This is a problem on txaudit's or GitHub's side, not a finding in your code: "
         "re-run with `/txaudit` (or the Re-audit button). If it keeps failing, tell the "
         "maintainers of this app.\n"
@@ -975,7 +846,7 @@ def error_outcome(
     return Outcome(
         conclusion=conclusion,
         title=title,
-        summary=_truncate_markdown(summary),
+        summary=truncate_markdown(summary, OUTPUT_MAX),
         text="",
     )
 
@@ -989,7 +860,7 @@ def cancelled_outcome(superseded_by: str) -> Outcome:
     )
     return Outcome(
         conclusion="cancelled",
-        title=_clip_chars(f"Superseded by {superseded_by}", ANNOTATION_TITLE_MAX),
-        summary=_truncate_markdown(summary),
+        title=clip_chars(f"Superseded by {superseded_by}", ANNOTATION_TITLE_MAX),
+        summary=truncate_markdown(summary, OUTPUT_MAX),
         text="",
     )

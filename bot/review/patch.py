@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rules.engine.model import Finding
+
 # GitHub's `patch` field holds only hunks (no `diff --git`/`---`/`+++` headers). A count
 # omitted from a range means 1 (`@@ -1 +1 @@`). The text after the second `@@` is the
 # enclosing function's name and is ignored.
@@ -116,3 +118,26 @@ def parse_patch(patch: str) -> PatchLines:
     return PatchLines(
         added=frozenset(added), commentable=frozenset(commentable), hunks=tuple(hunks)
     )
+
+
+def last_line(finding: Finding) -> int:
+    """The finding's last line; an end at column 1 of a later line excludes that line."""
+    last = max(finding.line, finding.end_line)
+    if last > finding.line and finding.end_column <= 1:
+        last -= 1
+    return last
+
+
+def _touches(finding: Finding, lines: frozenset[int]) -> bool:
+    first, last = finding.line, last_line(finding)
+    if last - first < len(lines):
+        return any(n in lines for n in range(first, last + 1))
+    return any(first <= n <= last for n in lines)
+
+
+def on_changed_line(finding: Finding, patch: PatchLines | None, mode: str) -> bool:
+    """Whether `finding` is one to report under the `filter` mode (`added`,
+    `diff_context` or `file`) for a file with this patch (None: a file without one)."""
+    if mode == "file" or patch is None:
+        return True
+    return _touches(finding, patch.commentable if mode == "diff_context" else patch.added)

@@ -25,6 +25,13 @@ KNOWN_RULE_IDS: tuple[str, ...] = (
 )
 
 
+def rule_order(rule_id: str) -> tuple[int, str]:
+    """Sort key of rule IDs: catalogue order, unknown IDs last."""
+    if rule_id in KNOWN_RULE_IDS:
+        return (KNOWN_RULE_IDS.index(rule_id), rule_id)
+    return (len(KNOWN_RULE_IDS), rule_id)
+
+
 class Severity(enum.Enum):
     """How loud a finding is; `OFF` disables a rule."""
 

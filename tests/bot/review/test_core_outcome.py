@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.review.fingerprints import fingerprint, fingerprint_all, fingerprints_in
 from bot.review.outcome import (
     NO_PYTHON_TITLE,
     REAUDIT_ACTION,
@@ -20,9 +21,6 @@ from bot.review.outcome import (
     cancelled_outcome,
     config_error_outcome,
     error_outcome,
-    fingerprint,
-    fingerprint_all,
-    fingerprints_in,
 )
 from bot.review.patch import PatchLines, parse_patch
 from rules.engine.config import Config, Guide
