@@ -163,7 +163,7 @@ class SqlString(Rule):
         self._in_string += 1
         if self._in_string > 1 or id(node) in self._muted or self.ctx.in_engine_config:
             return
-        if id(node) in self._exempt or not raw_has_keyword(node, self.ctx.source_of(node)):
+        if id(node) in self._exempt or not raw_has_keyword(node, self.ctx.source_of):
             return
         text = string_value(node)
         if text is not None and looks_like_sql(text):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 
 from rules.engine.context import EXECUTE_METHODS, call_arguments
 
@@ -114,16 +115,17 @@ def is_string_literal(node: ast.AST) -> bool:
     )
 
 
-def raw_has_keyword(node: ast.AST, source: str) -> bool:
+def raw_has_keyword(node: ast.AST, source: Callable[[ast.AST], str]) -> bool:
     """Cheap pre-check: one of the trigger words must be written literally, in the
-    literal's *source* text (`source`, not its value). This is what makes the engine's
+    literal's *source* text (`source(node)`, not its value). This is what makes the engine's
     trigger-word skip exact for ORM003 (a keyword spelled with escapes is not recognised).
-    The value is looked at first: without a keyword there, no SQL can be recognised."""
+    The value is looked at first: without a keyword there, no SQL can be recognised, and
+    the source text (dearer) is not read."""
     value = string_value(node)
     return (
         value is not None
         and PREFILTER.search(value) is not None
-        and (PREFILTER.search(source) is not None)
+        and PREFILTER.search(source(node)) is not None
     )
 
 
