@@ -151,3 +151,24 @@ def test_no_base_and_not_a_repo(tree: Tree, capsys: pytest.CaptureFixture[str]) 
     assert main(["diff", "--base", "nope"]) == 2
     assert "--base nope: unknown revision" in capsys.readouterr().err
     assert main(["diff", "--base", "trunk"]) == 0
+
+
+def test_diff_lists_the_head_tree_only_when_tx007_is_on(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TX007's module index (a `git ls-tree` of the head) is built only when TX007 is on for
+    a changed file: not with `--ignore TX007`, nor when nothing changed."""
+    from bot.cli import local
+
+    built: list[str | None] = []
+    monkeypatch.setattr(
+        local, "build_project_index", lambda root, config, rev=None: built.append(rev)
+    )
+    (repo / "app/jobs.py").write_text(OLD + NEW_FN)
+    _diff(capsys, "--ignore", "TX007")
+    assert built == []
+    code, doc = _diff(capsys)
+    assert len(built) == 1 and [f["line"] for f in doc["findings"]] == [6]
+    (repo / "app/jobs.py").write_text(OLD)
+    _diff(capsys)
+    assert len(built) == 1
