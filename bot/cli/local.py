@@ -229,6 +229,14 @@ def build_project_index(root: Path, config: Config, *, rev: str | None = None) -
     return ProjectIndex(paths, load, max_modules=None, config=config, root=root)
 
 
+def index_for(
+    paths: Sequence[str], root: Path, config: Config, *, rev: str | None = None
+) -> object | None:
+    """`build_project_index` for auditing `paths`, or None when TX007 is off for all of them
+    (nothing would read the index)."""
+    return build_project_index(root, config, rev=rev) if follows_calls(config, paths) else None
+
+
 def audit_bytes(source: bytes, rel: str, config: Config, project: object | None) -> FileResult:
     """Run the engine on one file; an engine crash becomes a file-level error, not a crash."""
     try:
@@ -301,8 +309,7 @@ def audit_files(
     in the order of `files`, so output is deterministic.
     """
     results: list[FileResult | None] = [None] * len(files)
-    follow = root is not None and follows_calls(config, [f.rel for f in files])
-    index = build_project_index(root, config) if root is not None and follow else None
+    index = index_for([f.rel for f in files], root, config) if root is not None else None
     tree_paths = paths_digest(getattr(index, "paths", frozenset())) if cache is not None else ""
     imports = _scan(files, index, cache, tree_paths, results)
     pending = [i for i, result in enumerate(results) if result is None]

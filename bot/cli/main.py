@@ -31,7 +31,6 @@ from bot.cli.output import (
     summary_line,
 )
 from bot.cli.report import build_report
-from rules.engine import follows_calls
 from rules.engine.config import FAIL_ON, FILTERS, Config, ConfigError, load_config_file
 from rules.engine.model import KNOWN_RULE_IDS, FileResult, Finding, Severity
 
@@ -195,10 +194,6 @@ def _with_fail_on(config: Config, fail_on: str | None) -> Config:
     return dataclasses.replace(config, fail_on=fail_on) if fail_on else config
 
 
-def _has_fix(result: FileResult, wanted: Callable[[Finding], bool]) -> bool:
-    return any(f.fix is not None and wanted(f) for f in result.findings)
-
-
 def _with_selection(config: Config, args: argparse.Namespace) -> Config:
     """`config` with the rules that `--select`/`--ignore` leave out turned off everywhere, so
     that they do not run at all (as in ruff); `_finding_filter` still filters the findings."""
@@ -290,18 +285,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         _note(f"no Python files to audit in {', '.join(paths)} (after paths.include/exclude)")
     fixed = 0
     if args.fix:
-        fixable = [f.rel for f, r in zip(files, results, strict=True) if _has_fix(r, wanted)]
-        index = (
-            local.build_project_index(project.root, project.config)
-            if follows_calls(project.config, fixable)
-            else None
-        )
-        for i, (file, result) in enumerate(zip(files, results, strict=True)):
-            if _has_fix(result, wanted):
-                results[i], count = local.fix_file(
-                    file, result, project.config, wanted=wanted, project=index
-                )
-                fixed += count
+        fixable = [
+            i
+            for i, result in enumerate(results)
+            if any(f.fix is not None and wanted(f) for f in result.findings)
+        ]
+        index = local.index_for([files[i].rel for i in fixable], project.root, project.config)
+        for i in fixable:
+            results[i], count = local.fix_file(
+                files[i], results[i], project.config, wanted=wanted, project=index
+            )
+            fixed += count
     findings = sorted((f for r in results for f in r.findings if wanted(f)), key=finding_key)
     run = Run(
         results=tuple(results),
@@ -339,8 +333,7 @@ def _audit_diff(
     ]
     results: list[FileResult] = []
     findings: list[Finding] = []
-    follow = follows_calls(config, [c.path for c in changed])
-    index = local.build_project_index(root, config, rev=head) if follow else None
+    index = local.index_for([c.path for c in changed], root, config, rev=head)
     for change in changed:
         try:
             source = local.read_at(change.path, head, root)

@@ -113,9 +113,10 @@ def audit_sources(
     """`audit_source` of every (bytes, path) of one project, callees first (see the module
     docstring); the results are in the order of `items`."""
     order: Iterable[int] = range(len(items))
-    if isinstance(project, ProjectIndex) and follows_calls(config, [path for _, path in items]):
+    paths = [path for _, path in items]
+    if isinstance(project, ProjectIndex) and follows_calls(config, paths):
         imports = [project.imports_of(path, source) for source, path in items]
-        order = project.callee_first([path for _, path in items], imports)
+        order = project.callee_first(paths, imports)
     results: dict[int, FileResult] = {}
     for i in order:
         source, path = items[i]
