@@ -176,16 +176,28 @@ def _rule_ids(option: str, value: str | None) -> tuple[str, ...]:
     return wanted
 
 
-def _finding_filter(args: argparse.Namespace) -> Callable[[Finding], bool]:
+def _rule_selector(args: argparse.Namespace) -> Callable[[str], bool] | None:
+    """Whether `--select`/`--ignore` keep a rule ID; None when neither is given."""
     select = _rule_ids("--select", args.select)
     ignore = _rule_ids("--ignore", args.ignore)
+    if not select and not ignore:
+        return None
+
+    def keeps(rule_id: str) -> bool:
+        if select and not rule_id.startswith(select):
+            return False
+        return not rule_id.startswith(ignore) if ignore else True
+
+    return keeps
+
+
+def _finding_filter(args: argparse.Namespace) -> Callable[[Finding], bool]:
+    keeps = _rule_selector(args)
 
     def wanted(finding: Finding) -> bool:
         if finding.severity is Severity.OFF:
             return False
-        if select and not finding.rule.startswith(select):
-            return False
-        return not finding.rule.startswith(ignore) if ignore else True
+        return keeps is None or keeps(finding.rule)
 
     return wanted
 
@@ -197,15 +209,10 @@ def _with_fail_on(config: Config, fail_on: str | None) -> Config:
 def _with_selection(config: Config, args: argparse.Namespace) -> Config:
     """`config` with the rules that `--select`/`--ignore` leave out turned off everywhere, so
     that they do not run at all (as in ruff); `_finding_filter` still filters the findings."""
-    select = _rule_ids("--select", args.select)
-    ignore = _rule_ids("--ignore", args.ignore)
-    if not select and not ignore:
+    keeps = _rule_selector(args)
+    if keeps is None:
         return config
-    left_out = {
-        rule_id
-        for rule_id in _known_ids()
-        if (select and not rule_id.startswith(select)) or (ignore and rule_id.startswith(ignore))
-    }
+    left_out = {rule_id for rule_id in _known_ids() if not keeps(rule_id)}
     overrides = tuple(
         dataclasses.replace(o, rules={k: v for k, v in o.rules.items() if k not in left_out})
         for o in config.overrides
